@@ -1,0 +1,93 @@
+"""The ``clm`` command: wires connectors, core and sync; holds no logic of its own."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from cli.output import EXIT_USAGE, console, emit_json, handles_errors, json_option
+from core.config import load_config
+from core.errors import UsageError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crm-lifecycle", prog_name="clm")
+def cli() -> None:
+    """crm-lifecycle: lifecycle stages, lead scores and CLV for every contact, written back to your CRM.
+
+    Start with `clm demo` (no account needed), then `clm init`, `clm check` and `clm sync --dry-run`.
+
+    Exit codes: 0 ok, 1 run failed, 2 usage or configuration error, 3 partial run (will resume).
+    """
+
+
+def starter_config(crm: str) -> str:
+    """The commented starter configuration for a CRM (``hubspot`` or ``salesforce``)."""
+    return resources.files("cli").joinpath("templates", f"{crm}.toml").read_text(encoding="utf-8")
+
+
+@cli.command()
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]), help="Which CRM to configure.")
+@click.option("--path", "path", type=click.Path(path_type=Path), default=Path("clm.toml"), show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@json_option
+@handles_errors
+def init(crm: str | None, path: Path, force: bool, as_json: bool) -> None:
+    """Write a commented starter clm.toml for HubSpot or Salesforce."""
+    if crm is None:
+        if not sys.stdin.isatty() or as_json:
+            raise UsageError("--crm is required when not running interactively", hint="clm init --crm hubspot")
+        crm = click.prompt("Which CRM?", type=click.Choice(["hubspot", "salesforce"]), default="hubspot")
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or --path to write elsewhere")
+    path.write_text(starter_config(crm), encoding="utf-8")
+    if as_json:
+        emit_json({"ok": True, "path": str(path), "crm": crm})
+        return
+    env = "HUBSPOT_TOKEN" if crm == "hubspot" else "SF_INSTANCE_URL and SF_ACCESS_TOKEN"
+    console.print(f"wrote {path} for {crm}. Next: export {env}, then `clm check`.")
+
+
+@cli.group()
+def config() -> None:
+    """Inspect configuration files."""
+
+
+@config.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@json_option
+def config_check(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Validate one or more clm.toml files and print every problem with its key path."""
+    from core.errors import ConfigError
+
+    results = []
+    for path in paths or (Path("clm.toml"),):
+        try:
+            cfg = load_config(path)
+            results.append({"path": str(path), "ok": True, "crm": cfg.crm.kind, "problems": []})
+        except ConfigError as exc:
+            results.append({"path": str(path), "ok": False,
+                            "problems": [{"path": p.path, "message": p.message} for p in exc.problems]})
+    if as_json:
+        emit_json({"ok": all(r["ok"] for r in results), "files": results})
+    else:
+        for r in results:
+            if r["ok"]:
+                console.print(f"[green]✓[/] {r['path']}: valid ({r['crm']})")
+            else:
+                problems = r["problems"]
+                assert isinstance(problems, list)
+                console.print(f"[red]✗[/] {r['path']}: {len(problems)} problem(s)")
+                for p in problems:
+                    where = f"{p['path']}: " if p["path"] else ""
+                    console.print(f"    {where}{p['message']}", soft_wrap=True, markup=False)
+    if not all(r["ok"] for r in results):
+        sys.exit(EXIT_USAGE)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,159 @@
+"""The engine's internal form: one numpy column per field over all contacts (and all deals).
+
+Records (:mod:`core.models`) are converted here once; every computation after that is vectorised.
+Times are float64 seconds since the Unix epoch (UTC), NaN when unknown. Numbers are float64 with NaN for
+unknown; booleans are float64 0/1 with NaN; text is an object array of ``str`` or ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from core.models import Contact, Deal, DealStatus, FieldType, PropertyValue
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+ObjArray = npt.NDArray[np.object_]
+
+
+class StatusCode(IntEnum):
+    """Deal status as a small integer column."""
+
+    OPEN = 0
+    WON = 1
+    LOST = 2
+
+
+_STATUS_CODE = {DealStatus.OPEN: StatusCode.OPEN, DealStatus.WON: StatusCode.WON, DealStatus.LOST: StatusCode.LOST}
+
+
+@dataclass
+class ContactColumns:
+    """All contacts as columns; row ``i`` is contact ``ids[i]``."""
+
+    ids: ObjArray
+    created_at: FloatArray
+    properties: dict[str, FloatArray | ObjArray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class DealColumns:
+    """All deals as columns, each attributed to one contact row (``contact_index``, -1 when none).
+
+    A deal associated with several contacts appears once per attributed contact (see ``attribution`` in
+    :func:`from_records`).
+    """
+
+    ids: ObjArray
+    contact_index: IntArray
+    amount: FloatArray
+    status: npt.NDArray[np.int8]
+    created_at: FloatArray
+    closed_at: FloatArray
+    properties: dict[str, FloatArray | ObjArray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _epoch(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else np.nan
+
+
+def property_column(values: Sequence[PropertyValue], kind: FieldType) -> FloatArray | ObjArray:
+    """Convert one property's raw values to a column of the declared type.
+
+    Values that cannot be read as the type become unknown (NaN/None) rather than failing the run; the
+    connector that produced them has already reported them with record and field.
+    """
+    if kind in (FieldType.STRING, FieldType.ENUM):
+        return np.array([None if v is None else str(v) for v in values], dtype=object)
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        out[i] = _to_float(v, kind)
+    return out
+
+
+def _to_float(value: PropertyValue, kind: FieldType) -> float:
+    if value is None or value == "":
+        return np.nan
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if kind is FieldType.BOOL:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("true", "1", "yes"):
+                return 1.0
+            if lowered in ("false", "0", "no"):
+                return 0.0
+            return np.nan
+        return 1.0 if value else 0.0
+    if kind is FieldType.DATETIME and isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            # HubSpot sends datetimes as epoch milliseconds in some places.
+            try:
+                return float(value) / 1000.0
+            except ValueError:
+                return np.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def from_records(
+    contacts: Iterable[Contact],
+    deals: Iterable[Deal],
+    property_types: dict[str, FieldType],
+    deal_property_types: dict[str, FieldType] | None = None,
+    attribution: str = "primary",
+) -> tuple[ContactColumns, DealColumns]:
+    """Convert records to columns once.
+
+    ``property_types`` names the contact properties the engine needs and their types; other properties are
+    not carried. ``attribution`` is ``primary`` (a deal counts for its first associated contact) or ``all``
+    (for every associated contact). Deals whose contacts are all unknown keep ``contact_index`` -1.
+    """
+    contact_list = [c for c in contacts if not c.archived]
+    index = {c.id: i for i, c in enumerate(contact_list)}
+    contact_cols = ContactColumns(
+        ids=np.array([c.id for c in contact_list], dtype=object),
+        created_at=np.array([_epoch(c.created_at) for c in contact_list], dtype=np.float64),
+        properties={
+            name: property_column([c.properties.get(name) for c in contact_list], kind)
+            for name, kind in property_types.items()
+        },
+    )
+    rows: list[tuple[Deal, int]] = []
+    for deal in deals:
+        if deal.archived:
+            continue
+        targets = [index[c] for c in deal.contact_ids if c in index]
+        if attribution == "primary":
+            targets = targets[:1]
+        rows.extend((deal, t) for t in targets) if targets else rows.append((deal, -1))
+    deal_types = deal_property_types or {}
+    deal_cols = DealColumns(
+        ids=np.array([d.id for d, _ in rows], dtype=object),
+        contact_index=np.array([t for _, t in rows], dtype=np.int64),
+        amount=np.array([np.nan if d.amount is None else d.amount for d, _ in rows], dtype=np.float64),
+        status=np.array([_STATUS_CODE[d.status] for d, _ in rows], dtype=np.int8),
+        created_at=np.array([_epoch(d.created_at) for d, _ in rows], dtype=np.float64),
+        closed_at=np.array([_epoch(d.closed_at) for d, _ in rows], dtype=np.float64),
+        properties={
+            name: property_column([d.properties.get(name) for d, _ in rows], kind)
+            for name, kind in deal_types.items()
+        },
+    )
+    return contact_cols, deal_cols

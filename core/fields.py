@@ -1,0 +1,89 @@
+"""Names and types of the values the engine computes per contact, usable in criteria next to CRM properties.
+
+Criteria in the configuration are type-checked against this registry at load time, so a typo or an operator
+that makes no sense for a field is reported before any data is pulled.
+"""
+
+from __future__ import annotations
+
+from core.models import FieldSpec, FieldType
+
+N, S, D, B = FieldType.NUMBER, FieldType.STRING, FieldType.DATETIME, FieldType.BOOL
+
+#: Deal aggregates per contact (from the deals attributed to it).
+DEAL_AGGREGATES: dict[str, FieldType] = {
+    "open_deals": N,
+    "won_deals": N,
+    "lost_deals": N,
+    "total_won_amount": N,
+    "first_purchase_at": D,
+    "last_purchase_at": D,
+    "days_since_last_purchase": N,
+    "days_since_created": N,
+    "created_at": D,
+}
+
+#: Values from the CLV models.
+CLV_VALUES: dict[str, FieldType] = {
+    "frequency": N,
+    "recency": N,
+    "age": N,
+    "p_alive": N,
+    "expected_purchases": N,
+    "expected_spend": N,
+    "clv": N,
+    "clv_percentile": N,
+    "historical_value": N,
+    "usual_gap_days": N,
+    "recency_ratio": N,
+}
+
+#: Values from scoring (computed before stages, so stages and actions may use them; scoring rules may not).
+SCORE_VALUES: dict[str, FieldType] = {
+    "lead_score": N,
+    "fit_score": N,
+    "engagement_score": N,
+    "grade": FieldType.ENUM,
+    "conversion_probability": N,
+}
+
+#: Values from the previous run (stage rules such as reactivation use them).
+HISTORY_VALUES: dict[str, FieldType] = {
+    "previous_stage": FieldType.ENUM,
+    "days_in_stage": N,
+}
+
+#: Everything a scoring rule may refer to besides contact properties.
+SCORING_FIELDS: dict[str, FieldType] = {**DEAL_AGGREGATES}
+
+#: Everything a stage or action criterion may refer to besides contact properties.
+STAGE_FIELDS: dict[str, FieldType] = {**DEAL_AGGREGATES, **CLV_VALUES, **SCORE_VALUES, **HISTORY_VALUES}
+
+#: The fields we own in the CRM and write back (logical names; connectors map them to CRM names).
+OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec(name="stage", type=FieldType.ENUM, label="CLM lifecycle stage",
+              description="Lifecycle stage computed by crm-lifecycle"),
+    FieldSpec(name="stage_since", type=FieldType.DATETIME, label="CLM stage since",
+              description="When the contact entered its current CLM stage"),
+    FieldSpec(name="lead_score", type=FieldType.NUMBER, label="CLM lead score",
+              description="Lead score 0-100 (fit + engagement)"),
+    FieldSpec(name="fit_score", type=FieldType.NUMBER, label="CLM fit score", description="Fit points, 0-100"),
+    FieldSpec(name="engagement_score", type=FieldType.NUMBER, label="CLM engagement score",
+              description="Engagement points after decay, 0-100"),
+    FieldSpec(name="grade", type=FieldType.ENUM, label="CLM grade", description="Lead grade A-D",
+              options=("A", "B", "C", "D")),
+    FieldSpec(name="conversion_probability", type=FieldType.NUMBER, label="CLM conversion probability",
+              description="Predicted probability of becoming a customer"),
+    FieldSpec(name="clv", type=FieldType.NUMBER, label="CLM predicted CLV",
+              description="Discounted predicted customer lifetime value over the configured horizon"),
+    FieldSpec(name="historical_value", type=FieldType.NUMBER, label="CLM historical value",
+              description="Sum of won deal amounts x margin"),
+    FieldSpec(name="expected_purchases", type=FieldType.NUMBER, label="CLM expected purchases",
+              description="Expected purchases over the CLV horizon"),
+    FieldSpec(name="p_alive", type=FieldType.NUMBER, label="CLM P(alive)",
+              description="Probability the customer is still active (BG/NBD)"),
+    FieldSpec(name="next_best_action", type=FieldType.ENUM, label="CLM next best action",
+              description="Recommended action for this contact"),
+    FieldSpec(name="computed_at", type=FieldType.DATETIME, label="CLM computed at",
+              description="When crm-lifecycle last computed these values"),
+)
