@@ -91,3 +91,7 @@ def config_check(paths: tuple[Path, ...], as_json: bool) -> None:
 def main() -> None:
     """Console-script entry point."""
     cli()
+
+
+# Commands in other modules register themselves on the group.
+from cli import commands  # noqa: E402,F401

@@ -1,0 +1,246 @@
+"""The commands that talk to a CRM: check, fields ensure, pull, score, sync, runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli import wiring
+from cli.main import cli
+from cli.output import EXIT_FAILURE, EXIT_PARTIAL, console, emit_json, err_console, handles_errors, json_option
+from core.config import ClmConfig
+from core.errors import ClmError
+from sync.runner import Progress as ProgressCallback
+from sync.runner import RunSummary, SyncOptions, output_specs
+
+config_option = click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
+                             default=Path("clm.toml"), show_default=True, help="Configuration file.")
+
+
+@contextmanager
+def progress_bars(enabled: bool) -> Iterator[ProgressCallback]:
+    """Progress bars with counts and rates on a terminal; silent otherwise (cron, CI, --json)."""
+    if not enabled or not err_console.is_terminal:
+        yield lambda step, done, total: None
+        return
+    columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def update(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = bars.add_task(step, total=total, rate="")
+            task = bars.tasks[tasks[step]]
+            elapsed = task.elapsed or 0.0
+            rate = f"{done / elapsed:,.0f}/s" if elapsed > 0.5 else ""
+            bars.update(tasks[step], completed=done, total=total, rate=rate)
+
+        yield update
+
+
+@cli.command()
+@config_option
+@json_option
+@handles_errors
+def check(config_path: Path, as_json: bool) -> None:
+    """Check configuration, credentials, permissions, API reachability and our fields."""
+    lines: list[dict[str, Any]] = []
+    try:
+        config = wiring.load(config_path)
+        lines.append({"name": f"configuration {config_path}", "ok": True, "detail": config.crm.kind, "fix": ""})
+    except ClmError as exc:
+        lines.append({"name": f"configuration {config_path}", "ok": False, "detail": exc.message,
+                      "fix": exc.hint or "`clm config check` lists every problem"})
+        _print_checks(lines, as_json)
+        sys.exit(exc.exit_code)
+    try:
+        connector = wiring.build_connector(config)
+        lines.append({"name": "credentials in the environment", "ok": True, "detail": "", "fix": ""})
+        lines.extend(r.__dict__ for r in connector.check(output_specs(config)))
+    except ClmError as exc:
+        lines.append({"name": "credentials in the environment", "ok": False, "detail": exc.message,
+                      "fix": exc.hint or ""})
+    try:
+        state = wiring.open_state(config)
+        lines.append({"name": "state file", "ok": True, "detail": str(state.path), "fix": ""})
+        state.close()
+    except ClmError as exc:
+        lines.append({"name": "state file", "ok": False, "detail": exc.message, "fix": exc.hint or ""})
+    _print_checks(lines, as_json)
+    if not all(line["ok"] for line in lines):
+        sys.exit(EXIT_FAILURE)
+
+
+def _print_checks(lines: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": all(line["ok"] for line in lines), "checks": lines})
+        return
+    for line in lines:
+        mark = "[green]✓[/]" if line["ok"] else "[red]✗[/]"
+        detail = f" — {line['detail']}" if line["detail"] else ""
+        console.print(f"{mark} {line['name']}{detail}", soft_wrap=True)
+        if not line["ok"] and line["fix"]:
+            console.print(f"    fix: {line['fix']}", soft_wrap=True)
+
+
+@cli.group()
+def fields() -> None:
+    """Manage the custom fields crm-lifecycle owns in the CRM."""
+
+
+@fields.command("ensure")
+@config_option
+@json_option
+@handles_errors
+def fields_ensure(config_path: Path, as_json: bool) -> None:
+    """Create our fields where missing; leave existing ones alone; report type conflicts."""
+    config = wiring.load(config_path)
+    statuses = wiring.build_connector(config).ensure_fields(output_specs(config))
+    if as_json:
+        emit_json({"ok": all(s.action not in ("conflict", "failed") for s in statuses),
+                   "fields": [s.__dict__ for s in statuses]})
+    else:
+        for s in statuses:
+            colour = {"created": "green", "updated": "green", "exists": "dim"}.get(s.action, "red")
+            console.print(f"[{colour}]{s.action:>8}[/] {s.crm_name} {s.detail}", soft_wrap=True)
+    if any(s.action in ("conflict", "failed") for s in statuses):
+        sys.exit(EXIT_FAILURE)
+
+
+def _runner_for(config: ClmConfig, progress: ProgressCallback) -> Any:
+    return wiring.build_runner(config, wiring.build_connector(config), progress=progress)
+
+
+@cli.command()
+@config_option
+@click.option("--full", is_flag=True, help="Rebuild the mirror from a full pull.")
+@click.option("--dry-run", is_flag=True, help="Compute and show the plan; write nothing to the CRM.")
+@click.option("--max-runtime", type=float, help="Stop cleanly at a checkpoint after this many seconds.")
+@click.option("--export-plan", type=click.Path(path_type=Path), help="Write the plan to a .jsonl or .csv file.")
+@json_option
+@handles_errors
+def sync(config_path: Path, full: bool, dry_run: bool, max_runtime: float | None, export_plan: Path | None,
+         as_json: bool) -> None:
+    """Pull, compute and write back what changed (exit 3: partial, will resume)."""
+    config = wiring.load(config_path)
+    with progress_bars(not as_json) as progress:
+        runner = _runner_for(config, progress)
+        summary = runner.run(SyncOptions(full=full, dry_run=dry_run, max_runtime=max_runtime,
+                                         export_plan=export_plan))
+    show_summary(summary, as_json)
+    if summary.status == "partial":
+        sys.exit(EXIT_PARTIAL)
+    if summary.status != "ok":
+        sys.exit(EXIT_FAILURE)
+
+
+def show_summary(summary: RunSummary, as_json: bool) -> None:
+    """Print a run summary for people, or as JSON."""
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    colour = {"ok": "green", "partial": "yellow"}.get(summary.status, "red")
+    console.print(f"run {summary.run_id} ([{colour}]{summary.status}[/], {summary.mode}, {summary.seconds:.1f}s)")
+    console.print(f"  pulled {summary.pulled_contacts:,} contacts and {summary.pulled_deals:,} deals"
+                  f" ({summary.deleted:,} removed); mirror holds {summary.mirror.get('contacts', 0):,} contacts")
+    if summary.planned_fields:
+        fields_text = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.planned_fields.items()))
+        console.print(f"  plan: {summary.planned_records:,} records to update ({fields_text})", soft_wrap=True)
+    else:
+        console.print("  plan: nothing to write — the CRM is up to date")
+    if "dry-run" not in summary.mode:
+        console.print(f"  wrote {summary.written_records:,} records in {summary.write_calls:,} calls; "
+                      f"{summary.rejected_count:,} rejected, {summary.gone:,} gone, "
+                      f"{summary.already_current:,} already current")
+    console.print(f"  API: {summary.api_calls:,} calls, {summary.retries:,} retries ({summary.throttled:,} throttled)")
+    if summary.conflicts:
+        console.print(f"  [yellow]{summary.conflicts:,} values were edited in the CRM since we wrote them[/] "
+                      f"(policy: see sync.on_conflict)")
+    for rejection in summary.rejected[:5]:
+        console.print(f"  [red]rejected[/] {rejection['record_id']}: {rejection['reason']}", soft_wrap=True,
+                      markup=False)
+    for problem in summary.problems[:5]:
+        console.print(f"  [yellow]data[/] {problem}", soft_wrap=True)
+    for name, value in summary.diagnostics.items():
+        console.print(f"  {name}: {value}", soft_wrap=True, markup=False)
+    if summary.message:
+        console.print(f"  {summary.message}", soft_wrap=True)
+
+
+@cli.command()
+@config_option
+@click.option("--full", is_flag=True, help="Rebuild the mirror from a full pull.")
+@json_option
+@handles_errors
+def pull(config_path: Path, full: bool, as_json: bool) -> None:
+    """Pull contacts and deals into the local mirror without computing or writing."""
+    config = wiring.load(config_path)
+    with progress_bars(not as_json) as progress:
+        runner = _runner_for(config, progress)
+        summary = runner.pull_only(full=full)
+    show_summary(summary, as_json)
+
+
+@cli.command()
+@config_option
+@click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
+              help="Where to write the scores: .csv or .jsonl.")
+@click.option("--no-pull", is_flag=True, help="Score the mirror as it is, without pulling first.")
+@json_option
+@handles_errors
+def score(config_path: Path, output: Path, no_pull: bool, as_json: bool) -> None:
+    """Compute stages, scores and CLV and export them, without writing to the CRM."""
+    config = wiring.load(config_path)
+    with progress_bars(not as_json) as progress:
+        runner = _runner_for(config, progress)
+        if not no_pull:
+            runner.pull_only(full=False)
+        records, _, diagnostics = runner.compute(datetime.now(UTC))
+    rows = [r.model_dump(mode="json") for r in records]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".csv":
+        with output.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["contact_id"])
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        with output.open("w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows)
+    if as_json:
+        emit_json({"ok": True, "path": str(output), "contacts": len(rows), "diagnostics": diagnostics})
+    else:
+        console.print(f"wrote {len(rows):,} contacts' scores to {output}")
+
+
+@cli.command()
+@config_option
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@handles_errors
+def runs(config_path: Path, limit: int, as_json: bool) -> None:
+    """The run history: when, what mode, what it did."""
+    config = wiring.load(config_path)
+    state = wiring.open_state(config)
+    history = state.runs(limit)
+    if as_json:
+        emit_json([{"id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
+                    "mode": r.mode, "summary": r.summary} for r in history])
+        return
+    table = Table("run", "started", "mode", "status", "pulled", "written", "rejected", "seconds")
+    for r in history:
+        s = r.summary
+        table.add_row(str(r.id), r.started_at[:19], r.mode, r.status,
+                      f"{s.get('pulled_contacts', 0):,}", f"{s.get('written_records', 0):,}",
+                      f"{s.get('rejected_count', 0):,}", f"{s.get('seconds', 0):.1f}")
+    console.print(table)

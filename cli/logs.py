@@ -1,0 +1,54 @@
+"""Logging for people (plain) or machines (``--log-format json``), never with a token or an email in it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_BEARER = re.compile(r"(?i)(bearer\s+|access_token=|session_id=|token=)[^\s&\"']+")
+_HUBSPOT_TOKEN = re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{8,}\b")
+
+
+def redact(text: str) -> str:
+    """Remove email addresses and credentials from a log line."""
+    text = _BEARER.sub(lambda m: m.group(1) + "[redacted]", text)
+    text = _HUBSPOT_TOKEN.sub("[redacted]", text)
+    return _EMAIL.sub("[email]", text)
+
+
+class _Redacting(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("run_id", "step", "count"):
+            if hasattr(record, key):
+                payload[key] = getattr(record, key)
+        return json.dumps(payload)
+
+
+def configure(log_format: str, verbose: bool) -> None:
+    """Send logs to stderr as text or JSON lines, redacted."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_Redacting())
+    handler.setFormatter(_JsonFormatter() if log_format == "json" else logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose or log_format == "json" else logging.WARNING)
+    # The official clients log request bodies at DEBUG; keep them quiet whatever the level.
+    for noisy in ("urllib3", "hubspot", "simple_salesforce"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

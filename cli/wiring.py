@@ -1,0 +1,63 @@
+"""Builds the pieces a command needs from the configuration: connector, state store, runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connectors.base import Connector
+from core.config import ClmConfig, load_config
+from sync.runner import Progress, SyncRunner, output_specs
+from sync.state import SQLiteState
+
+
+def load(path: Path) -> ClmConfig:
+    """Load the configuration; relative state paths are taken from the config file's folder."""
+    config = load_config(path)
+    state_path = config.sync.state_path
+    if not state_path.is_absolute():
+        config = config.model_copy(update={"sync": config.sync.model_copy(
+            update={"state_path": path.resolve().parent / state_path})})
+    return config
+
+
+def needed_properties(config: ClmConfig) -> tuple[list[str], list[str]]:
+    """The contact and deal properties to pull: declared ones plus the MEDDIC deal properties."""
+    meddic = [v for v in config.meddic.model_dump().values() if v]
+    return sorted(config.data.contact_properties), sorted(set(config.data.deal_properties) | set(meddic))
+
+
+def connection_id(config: ClmConfig) -> str:
+    """Identifies the CRM account a state file belongs to (never contains a secret)."""
+    if config.crm.kind == "hubspot":
+        return f"hubspot:{config.hubspot.base_url}"
+    import os
+
+    assert config.salesforce is not None
+    return f"salesforce:{os.environ.get(config.salesforce.instance_url_env, '?')}"
+
+
+def build_connector(config: ClmConfig, *, token: str | None = None) -> Connector:
+    """The configured CRM's connector (``token`` overrides the environment, for the sandbox)."""
+    specs = output_specs(config)
+    contact_props, deal_props = needed_properties(config)
+    options = {spec.name: list(spec.options) for spec in specs if spec.options}
+    if config.crm.kind == "hubspot":
+        from connectors.hubspot import HubSpotConnector
+
+        return HubSpotConnector(config.hubspot, contact_properties=contact_props, deal_properties=deal_props,
+                                owned_fields=specs, enum_options=options, token=token)
+    from connectors.salesforce import SalesforceConnector
+
+    assert config.salesforce is not None
+    return SalesforceConnector(config.salesforce, contact_properties=contact_props, deal_properties=deal_props,
+                               owned_fields=specs)
+
+
+def open_state(config: ClmConfig) -> SQLiteState:
+    """The state store of this configuration's CRM connection."""
+    return SQLiteState(config.sync.state_path, connection_id(config))
+
+
+def build_runner(config: ClmConfig, connector: Connector, progress: Progress | None = None) -> SyncRunner:
+    """A sync runner for one configuration."""
+    return SyncRunner(config, connector, open_state(config), progress=progress)

@@ -1,0 +1,111 @@
+"""The narrow interface every CRM connector implements; the sync engine needs nothing else.
+
+A connector knows its CRM's API only: how to page through contacts and deals (all, or changed since a
+cursor), which records were deleted, how to make sure our custom fields exist, and how to write one batch of
+field values reporting each record's outcome. Pacing and retries come from :mod:`connectors.transport`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from core.models import Contact, Deal, FieldSpec
+
+
+@dataclass
+class Page:
+    """One page of pulled records plus the cursor to store once it is safely in the mirror."""
+
+    contacts: list[Contact] = field(default_factory=list)
+    deals: list[Deal] = field(default_factory=list)
+    deleted_contact_ids: list[str] = field(default_factory=list)
+    deleted_deal_ids: list[str] = field(default_factory=list)
+    cursor: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """Per-record data problems (named record and field) that did not stop the pull."""
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    """New values of our fields for one record (logical field names, Python values)."""
+
+    record_id: str
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the CRM did with one record of a batch."""
+
+    record_id: str
+    ok: bool
+    reason: str | None = None
+    field: str | None = None
+    transient: bool = False
+    gone: bool = False
+    """The record was deleted or merged away: drop it from the mirror rather than retrying."""
+
+
+@dataclass(frozen=True)
+class FieldStatus:
+    """The outcome of ensuring one of our fields exists in the CRM."""
+
+    name: str
+    crm_name: str
+    action: str
+    """``exists``, ``created``, ``updated`` (enum options added), ``conflict`` or ``failed``."""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of ``clm check``: what was checked, whether it passed and how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+
+class Connector(Protocol):
+    """What the sync engine needs from a CRM."""
+
+    name: str
+    batch_size: int
+
+    def pull(self, cursor: Mapping[str, str] | None) -> Iterator[Page]:
+        """Yield pages of contacts and deals: all of them when ``cursor`` is None, else those changed since."""
+        ...
+
+    def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
+        """Create the missing fields we own; leave existing ones alone; report type conflicts."""
+        ...
+
+    def crm_field_name(self, logical: str) -> str:
+        """The CRM's name for one of our logical field names."""
+        ...
+
+    def write(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """Write one batch (at most ``batch_size``); one result per input record, in input order."""
+        ...
+
+    def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
+        """Credentials, permissions, reachability and our fields, each with a fix when it fails."""
+        ...
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Read a CRM timestamp: ISO 8601 (with ``Z`` or offset), a date, or epoch milliseconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    text = str(value)
+    if text.isdigit():
+        from datetime import UTC
+
+        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,157 @@
+"""The write plan: which of our fields to write on which records, and nothing else.
+
+For every record and field it compares three values: what the engine wants now (*desired*), what the CRM
+holds (*current*, from the last pull or our last write) and what we last wrote (*written*).
+
+- current equals desired (within tolerance): nothing to write.
+- current is what we wrote (or empty, or what an interrupted run may have sent): ours to update.
+- otherwise a person changed it in the CRM: the configured policy decides (overwrite, skip, report).
+
+``computed_at`` never triggers a write by itself; it rides along with real changes (the engine keeps
+``stage_since`` unchanged while the stage is). A record the CRM rejected for a non-transient reason is not
+retried until the values we want for it change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.models import FieldSpec, FieldType
+from sync.state import Rejection
+
+#: Fields that never cause a write on their own.
+PASSENGER_FIELDS = frozenset({"computed_at"})
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A value of ours that someone changed in the CRM since we wrote it."""
+
+    record_id: str
+    field: str
+    current: Any
+    written: Any
+    desired: Any
+
+
+@dataclass
+class Plan:
+    """Per record, the fields to write; plus what was held back and why."""
+
+    writes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    held_back: list[Rejection] = field(default_factory=list)
+    already_current: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Values found already in the CRM (e.g. sent by an interrupted run): recorded as written, not resent."""
+
+    def field_counts(self) -> dict[str, int]:
+        """How many records change, per field."""
+        counts: dict[str, int] = {}
+        for _, values in self.writes:
+            for name in values:
+                if name not in PASSENGER_FIELDS:
+                    counts[name] = counts.get(name, 0) + 1
+        return counts
+
+
+def normalise(spec: FieldSpec, value: Any) -> float | str | None:
+    """A comparable form of one of our values, whichever side it comes from (engine, CRM text, JSON)."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if spec.type is FieldType.NUMBER:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return str(value)
+    if spec.type is FieldType.DATETIME:
+        if isinstance(value, datetime):
+            return round(value.timestamp(), 3)
+        text = str(value)
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            number = float(text)
+            # HubSpot stores datetimes as epoch milliseconds; our JSON keeps ISO text or seconds.
+            return round(number / 1000 if number > 1e11 else number, 3)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text
+        return round((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp(), 3)
+    if spec.type is FieldType.BOOL:
+        return "true" if str(value).lower() in ("true", "1") else "false"
+    return str(value)
+
+
+def same(spec: FieldSpec, a: Any, b: Any, tolerance: float) -> bool:
+    """Equal for our purposes: numbers within a relative ``tolerance`` (and 1e-9 absolute), datetimes to
+    the second, text exactly."""
+    x, y = normalise(spec, a), normalise(spec, b)
+    if isinstance(x, float) and isinstance(y, float):
+        if spec.type is FieldType.DATETIME:
+            return abs(x - y) < 1.0
+        return abs(x - y) <= max(tolerance * max(abs(x), abs(y)), 1e-9)
+    return x == y
+
+
+def values_hash(values: Mapping[str, Any]) -> str:
+    """A stable fingerprint of the values we want for a record (to recognise a repeated rejection)."""
+    plain = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in sorted(values.items())
+             if k not in PASSENGER_FIELDS}
+    return hashlib.sha256(json.dumps(plain, default=str).encode()).hexdigest()[:16]
+
+
+def make_plan(
+    desired: Mapping[str, Mapping[str, Any]],
+    current: Mapping[str, Mapping[str, Any]],
+    written: Mapping[str, Mapping[str, Any]],
+    specs: Sequence[FieldSpec],
+    *,
+    in_flight: Mapping[str, Mapping[str, Any]] | None = None,
+    rejections: Mapping[str, Rejection] | None = None,
+    on_conflict: str = "report",
+    tolerance: float = 0.005,
+) -> Plan:
+    """Diff desired values against the CRM and what we wrote; see the module docstring for the rules."""
+    by_name = {s.name: s for s in specs}
+    in_flight = in_flight or {}
+    rejections = rejections or {}
+    plan = Plan()
+    for record_id in sorted(desired):
+        wanted = desired[record_id]
+        crm = current.get(record_id, {})
+        ours = written.get(record_id, {})
+        maybe_sent = in_flight.get(record_id, {})
+        changes: dict[str, Any] = {}
+        for name, value in wanted.items():
+            if name in PASSENGER_FIELDS or name not in by_name:
+                continue
+            spec = by_name[name]
+            now = crm.get(name)
+            if same(spec, now, value, tolerance):
+                if name not in ours or not same(spec, ours[name], value, tolerance):
+                    plan.already_current.setdefault(record_id, {})[name] = value
+                continue
+            mine = normalise(spec, now) is None or (name in ours and same(spec, now, ours[name], tolerance)) \
+                or (name in maybe_sent and same(spec, now, maybe_sent[name], tolerance))
+            if mine or on_conflict == "overwrite":
+                changes[name] = value
+                if not mine:
+                    plan.conflicts.append(Conflict(record_id, name, now, ours.get(name), value))
+            else:
+                plan.conflicts.append(Conflict(record_id, name, now, ours.get(name), value))
+        if not changes:
+            continue
+        for name in PASSENGER_FIELDS:
+            if name in wanted and name in by_name:
+                changes[name] = wanted[name]
+        rejection = rejections.get(record_id)
+        if rejection is not None and not rejection.transient and rejection.values_hash == values_hash(changes):
+            plan.held_back.append(rejection)
+            continue
+        plan.writes.append((record_id, changes))
+    return plan

@@ -1,0 +1,332 @@
+"""One sync run end to end: pull → mirror → enrich → plan → write → record.
+
+Progress is committed as it goes (each pulled page, each written batch), so a run stopped anywhere — a
+daily limit, the time budget, a crash, ``kill -9`` — leaves a state the next run resumes from: it pulls what
+changed (including our own writes, whose values then show up as already current), recomputes, and writes
+only what is still different. Nothing is written twice by mistake and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.base import Connector, FieldUpdate, WriteResult
+from core.config import ClmConfig
+from core.errors import AuthError, ConnectorError, RateLimited
+from core.fields import OUTPUT_FIELDS
+from core.models import Enrichment, FieldSpec
+from sync.lock import RunLock
+from sync.planner import Plan, make_plan, values_hash
+from sync.state import Rejection, SQLiteState
+
+Progress = Callable[[str, int, int | None], None]
+"""``progress(step, done, total)``: called as pages are pulled and batches written."""
+
+MAX_LISTED = 20
+
+
+@dataclass
+class SyncOptions:
+    """How to run: full rebuild, dry run, time budget, fixed as-of time (tests), plan export path."""
+
+    full: bool = False
+    dry_run: bool = False
+    max_runtime: float | None = None
+    as_of: datetime | None = None
+    export_plan: Path | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the terminal, ``--json`` and the run history."""
+
+    run_id: int
+    status: str
+    mode: str
+    as_of: str
+    pulled_contacts: int = 0
+    pulled_deals: int = 0
+    deleted: int = 0
+    mirror: dict[str, int] = field(default_factory=dict)
+    planned_records: int = 0
+    planned_fields: dict[str, int] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    written_records: int = 0
+    already_current: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    rejected_count: int = 0
+    held_back: int = 0
+    gone: int = 0
+    conflicts: int = 0
+    conflict_samples: list[dict[str, Any]] = field(default_factory=list)
+    write_calls: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+def output_specs(config: ClmConfig) -> list[FieldSpec]:
+    """Our fields, with enumeration options from the configured stage model and actions."""
+    stages = tuple(s.name for s in config.stages)
+    actions = tuple(sorted({s.action for s in config.stages} | {a.action for a in config.actions}))
+    wanted = set(config.sync.write_fields) if config.sync.write_fields else None
+    out = []
+    for spec in OUTPUT_FIELDS:
+        if wanted is not None and spec.name not in wanted and spec.name != "computed_at":
+            continue
+        if spec.name == "stage":
+            spec = spec.model_copy(update={"options": stages})
+        elif spec.name == "next_best_action":
+            spec = spec.model_copy(update={"options": actions})
+        out.append(spec)
+    return out
+
+
+class SyncRunner:
+    """Runs syncs for one configuration, connector and state file."""
+
+    def __init__(self, config: ClmConfig, connector: Connector, state: SQLiteState,
+                 progress: Progress | None = None) -> None:
+        self.config = config
+        self.connector = connector
+        self.state = state
+        self.progress = progress or (lambda step, done, total: None)
+        self.specs = output_specs(config)
+
+    def run(self, options: SyncOptions | None = None) -> RunSummary:
+        """One run under the state file's lock."""
+        options = options or SyncOptions()
+        with RunLock(self.state.path.with_name(self.state.path.name + ".lock")):
+            return self._run(options)
+
+    def _run(self, options: SyncOptions) -> RunSummary:
+        started = time.monotonic()
+        deadline = None if options.max_runtime is None else started + options.max_runtime
+        as_of = options.as_of or datetime.now(UTC)
+        self.state.mark_interrupted_runs()
+        in_flight = self.state.in_flight()
+        self.state.close_plans()
+        full = options.full or not self.state.cursor()
+        mode = ("dry-run " if options.dry_run else "") + ("full" if full else "incremental")
+        run_id = self.state.start_run(mode, as_of)
+        summary = RunSummary(run_id=run_id, status="running", mode=mode, as_of=as_of.isoformat())
+        metrics: dict[str, Any] | None = None
+        calls_before = self._api_counters()
+        try:
+            self._pull(full, summary, deadline)
+            if deadline is not None and time.monotonic() > deadline:
+                summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
+                return summary
+            records, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run)
+            summary.diagnostics = diagnostics
+            desired = {r.contact_id: self._desired(r) for r in records}
+            plan = make_plan(
+                desired, self.state.owned_values(), self.state.written(), self.specs,
+                in_flight=in_flight, rejections=self.state.rejections(),
+                on_conflict=self.config.sync.on_conflict, tolerance=self.config.sync.numeric_tolerance,
+            )
+            self._describe_plan(plan, summary)
+            if options.export_plan is not None:
+                export_plan(plan, options.export_plan)
+            if options.dry_run:
+                summary.status, summary.message = "ok", "dry run: nothing was written to the CRM"
+                return summary
+            if plan.already_current:
+                self.state.record_written(run_id, plan.already_current)
+            self._write(run_id, plan, summary, deadline)
+            if summary.status == "running":
+                summary.status = "ok"
+            return summary
+        except RateLimited as exc:
+            summary.status = "partial"
+            summary.message = f"{exc.message}; {exc.hint or 'run again later to resume'}"
+            return summary
+        except (AuthError, ConnectorError) as exc:
+            summary.status = "failed"
+            summary.message = f"{exc.message}; progress so far is saved and the next run resumes"
+            raise
+        finally:
+            summary.seconds = round(time.monotonic() - started, 3)
+            summary.mirror = self.state.counts()
+            after = self._api_counters()
+            summary.api_calls, summary.retries, summary.throttled = (a - b for a, b in zip(after, calls_before,
+                                                                                            strict=True))
+            if summary.status == "running":
+                summary.status = "failed"
+            self.state.finish_run(run_id, summary.status, summary.to_dict(), metrics)
+
+    def pull_only(self, full: bool = False) -> RunSummary:
+        """Pull into the mirror without computing or writing (``clm pull``)."""
+        with RunLock(self.state.path.with_name(self.state.path.name + ".lock")):
+            started = time.monotonic()
+            full = full or not self.state.cursor()
+            mode = "pull " + ("full" if full else "incremental")
+            run_id = self.state.start_run(mode, datetime.now(UTC))
+            summary = RunSummary(run_id=run_id, status="failed", mode=mode, as_of=datetime.now(UTC).isoformat())
+            try:
+                self._pull(full, summary, None)
+                summary.status = "ok"
+            finally:
+                summary.seconds = round(time.monotonic() - started, 3)
+                summary.mirror = self.state.counts()
+                self.state.finish_run(run_id, summary.status, summary.to_dict(), None)
+            return summary
+
+    def _api_counters(self) -> tuple[int, int, int]:
+        stats = getattr(getattr(self.connector, "transport", None), "stats", None)
+        return (stats.calls, stats.retries, stats.throttled) if stats is not None else (0, 0, 0)
+
+    # --- steps -------------------------------------------------------------------------------------------
+
+    def _pull(self, full: bool, summary: RunSummary, deadline: float | None) -> None:
+        owned = {self.connector.crm_field_name(s.name): s.name for s in self.specs}
+        keep = set(self.config.data.contact_properties) | set(self.config.data.deal_properties) | {
+            v for v in self.config.meddic.model_dump().values() if v}
+        if self.config.hubspot.write_native_lifecyclestage and self.config.crm.kind == "hubspot":
+            keep.add("lifecyclestage")
+        if full:
+            self.state.start_full_pull()
+        complete = True
+        for page in self.connector.pull(None if full else self.state.cursor()):
+            self.state.apply_page(page.contacts, page.deals, page.deleted_contact_ids, page.deleted_deal_ids,
+                                  page.cursor, owned, keep)
+            summary.pulled_contacts += len(page.contacts)
+            summary.pulled_deals += len(page.deals)
+            summary.deleted += len(page.deleted_contact_ids) + len(page.deleted_deal_ids)
+            if page.problems and len(summary.problems) < MAX_LISTED:
+                summary.problems.extend(page.problems[: MAX_LISTED - len(summary.problems)])
+            self.progress("pull", summary.pulled_contacts + summary.pulled_deals, None)
+            if deadline is not None and time.monotonic() > deadline:
+                complete = False
+                break
+        if full and complete:
+            dropped = self.state.finish_full_pull()
+            summary.deleted += sum(dropped)
+
+    def compute(self, as_of: datetime, persist: bool = False) -> tuple[list[Enrichment], dict[str, Any],
+                                                                       dict[str, Any]]:
+        """Enrich the whole mirror as of a time; with ``persist``, remember the stages for the next run."""
+        from core.engine import PreviousState, enrich
+
+        previous_rows = self.state.stages()
+        previous = PreviousState.from_rows(previous_rows) if previous_rows else None
+        result = enrich(self.state.contacts(), self.state.deals(), self.config, as_of, previous=previous)
+        records = list(result.records())
+        if persist:
+            self.state.save_stages((r.contact_id, r.stage, r.stage_since.timestamp()) for r in records)
+        return records, result.metrics.to_dict(), result.diagnostics_dict()
+
+    def _desired(self, record: Enrichment) -> dict[str, Any]:
+        values = record.model_dump()
+        return {spec.name: values[spec.name] for spec in self.specs}
+
+    def _describe_plan(self, plan: Plan, summary: RunSummary) -> None:
+        summary.planned_records = len(plan.writes)
+        summary.planned_fields = plan.field_counts()
+        summary.already_current = len(plan.already_current)
+        summary.held_back = len(plan.held_back)
+        summary.conflicts = len(plan.conflicts)
+        current = self.state.owned_values()
+        summary.samples = [
+            {"record_id": rid, "before": {k: current.get(rid, {}).get(k) for k in values},
+             "after": {k: _jsonable(v) for k, v in values.items()}}
+            for rid, values in plan.writes[:5]
+        ]
+        summary.conflict_samples = [
+            {"record_id": c.record_id, "field": c.field, "crm": c.current, "we_wrote": c.written,
+             "we_want": _jsonable(c.desired)}
+            for c in plan.conflicts[:MAX_LISTED]
+        ]
+
+    def _write(self, run_id: int, plan: Plan, summary: RunSummary, deadline: float | None) -> None:
+        if not plan.writes:
+            return
+        self.state.save_plan(run_id, plan.writes)
+        size = self.connector.batch_size
+        batches = [plan.writes[i:i + size] for i in range(0, len(plan.writes), size)]
+        stopped = False
+
+        def budgeted() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+            nonlocal stopped
+            for batch in batches:
+                if deadline is not None and time.monotonic() > deadline:
+                    stopped = True
+                    return
+                yield batch
+
+        def send(batch: list[tuple[str, dict[str, Any]]]) -> tuple[list[tuple[str, dict[str, Any]]],
+                                                                   list[WriteResult]]:
+            return batch, self.connector.write([FieldUpdate(rid, values) for rid, values in batch])
+
+        transport = getattr(self.connector, "transport", None)
+        mapper: Callable[..., Iterator[Any]] = transport.map if transport is not None else map
+        done = 0
+        for batch, results in mapper(send, budgeted()):
+            self._settle(run_id, batch, results, summary)
+            summary.write_calls += 1
+            done += len(batch)
+            self.progress("write", done, len(plan.writes))
+        if stopped:
+            summary.status = "partial"
+            remaining = len(plan.writes) - done
+            summary.message = f"time budget reached with {remaining} records left to write; will resume"
+
+    def _settle(self, run_id: int, batch: Sequence[tuple[str, dict[str, Any]]], results: Sequence[WriteResult],
+                summary: RunSummary) -> None:
+        values = dict(batch)
+        written: dict[str, dict[str, Any]] = {}
+        rejected: list[tuple[Rejection, int]] = []
+        gone: list[str] = []
+        for result in results:
+            if result.ok:
+                written[result.record_id] = values[result.record_id]
+            elif result.gone:
+                gone.append(result.record_id)
+            else:
+                reason = result.reason or "rejected"
+                rejected.append((Rejection(result.record_id, result.field, reason, result.transient,
+                                           values_hash(values[result.record_id]), 1), run_id))
+                if len(summary.rejected) < MAX_LISTED:
+                    summary.rejected.append({"record_id": result.record_id, "field": result.field, "reason": reason,
+                                             "transient": result.transient})
+        self.state.settle_batch(run_id, written, rejected, gone)
+        self.state.set_owned({rid: {k: _jsonable(v) for k, v in vals.items()} for rid, vals in written.items()})
+        summary.written_records += len(written)
+        summary.rejected_count += len(rejected)
+        summary.gone += len(gone)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def export_plan(plan: Plan, path: Path) -> None:
+    """Write the plan as JSON Lines (one record per line) or CSV (one record-field per row) by suffix."""
+    import csv
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["record_id", "field", "new_value"])
+            for rid, values in plan.writes:
+                for name, value in values.items():
+                    writer.writerow([rid, name, _jsonable(value)])
+        return
+    with path.open("w", encoding="utf-8") as handle:
+        for rid, values in plan.writes:
+            handle.write(json.dumps({"record_id": rid, "values": {k: _jsonable(v) for k, v in values.items()}}) + "\n")

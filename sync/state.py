@@ -1,0 +1,412 @@
+"""The local state of one CRM connection: mirror, cursors, what we wrote, the write plan, runs, rejections.
+
+SQLite by default (one file, created owner-only); :class:`StateStore` is the interface another backend
+(PostgreSQL for serverless fleets) would implement. Cursors, checkpoints and "last written" values are rows,
+so a crashed run is just a run that stopped early: the next one reads the same rows and carries on.
+
+The mirror keeps only what the engine needs: ids, times, the configured properties, deal amounts and
+associations, and the CRM's current values of our own fields. No email addresses or names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from core.errors import StateError
+from core.models import Contact, Deal, DealStatus
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors (object TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS contacts (
+    id TEXT PRIMARY KEY, created_at REAL NOT NULL, updated_at REAL, props TEXT NOT NULL, owned TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS deals (
+    id TEXT PRIMARY KEY, amount REAL, currency TEXT, status TEXT NOT NULL, created_at REAL NOT NULL,
+    closed_at REAL, updated_at REAL, contact_ids TEXT NOT NULL, props TEXT NOT NULL,
+    seen INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS written (
+    record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT, run_id INTEGER NOT NULL,
+    PRIMARY KEY (record_id, field));
+CREATE TABLE IF NOT EXISTS plan (
+    run_id INTEGER NOT NULL, record_id TEXT NOT NULL, seq INTEGER NOT NULL, values_json TEXT NOT NULL,
+    state TEXT NOT NULL, PRIMARY KEY (run_id, record_id));
+CREATE INDEX IF NOT EXISTS plan_state ON plan (run_id, state, seq);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT, status TEXT NOT NULL,
+    mode TEXT NOT NULL, as_of TEXT NOT NULL, summary TEXT, metrics TEXT);
+CREATE TABLE IF NOT EXISTS rejections (
+    record_id TEXT PRIMARY KEY, field TEXT, reason TEXT NOT NULL, transient INTEGER NOT NULL,
+    values_hash TEXT NOT NULL, attempts INTEGER NOT NULL, first_run INTEGER NOT NULL, last_run INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stages (contact_id TEXT PRIMARY KEY, stage TEXT NOT NULL, since REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run in the history."""
+
+    id: int
+    started_at: str
+    finished_at: str | None
+    status: str
+    mode: str
+    as_of: str
+    summary: dict[str, Any]
+    metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record the CRM refused, kept so it is reported and not retried forever."""
+
+    record_id: str
+    field: str | None
+    reason: str
+    transient: bool
+    values_hash: str
+    attempts: int
+
+
+class StateStore(Protocol):
+    """What the sync needs from a state backend."""
+
+    def cursor(self) -> dict[str, str]: ...
+    def apply_page(self, contacts: Sequence[Contact], deals: Sequence[Deal], deleted_contacts: Sequence[str],
+                   deleted_deals: Sequence[str], cursor: Mapping[str, str], owned_names: Mapping[str, str]) -> None: ...
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment else None
+
+
+def _time(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
+
+
+class SQLiteState:
+    """The SQLite state store. One writer at a time (see :mod:`sync.lock`); commits per page and batch."""
+
+    def __init__(self, path: Path, connection_id: str) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            # Created private before SQLite opens it: the mirror holds customer data.
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        os.chmod(path, 0o600)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"the state file {path} is not a usable SQLite database ({exc})",
+                             hint="move it aside; the next run rebuilds the mirror with a full pull") from None
+        self._check_identity(connection_id)
+
+    def _check_identity(self, connection_id: str) -> None:
+        rows = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if not rows:
+            with self.transaction():
+                self.db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                    [("schema", str(SCHEMA_VERSION)), ("connection", connection_id)])
+            return
+        if rows.get("schema") != str(SCHEMA_VERSION):
+            raise StateError(f"{self.path} was written by another version (schema {rows.get('schema')})",
+                             hint="move it aside; the next run rebuilds it with a full pull")
+        if rows.get("connection") != connection_id:
+            raise StateError(
+                f"{self.path} belongs to another CRM connection ({rows.get('connection')}, not {connection_id})",
+                hint="set sync.state_path to a separate file for each CRM account",
+            )
+
+    def close(self) -> None:
+        """Close the database."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit: a pulled page, a written batch."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- pull / mirror ---------------------------------------------------------------------------------
+
+    def cursor(self) -> dict[str, str]:
+        """The stored incremental cursor per object type (empty: never fully pulled)."""
+        return dict(self.db.execute("SELECT object, value FROM cursors").fetchall())
+
+    def start_full_pull(self) -> None:
+        """Mark every mirrored record unseen; :meth:`finish_full_pull` drops those a full pull did not return."""
+        with self.transaction() as db:
+            db.execute("UPDATE contacts SET seen = 0")
+            db.execute("UPDATE deals SET seen = 0")
+            db.execute("DELETE FROM cursors")
+
+    def finish_full_pull(self) -> tuple[int, int]:
+        """Drop records a complete full pull did not see; returns (contacts, deals) dropped."""
+        with self.transaction() as db:
+            contacts = db.execute("DELETE FROM contacts WHERE seen = 0").rowcount
+            deals = db.execute("DELETE FROM deals WHERE seen = 0").rowcount
+        return contacts, deals
+
+    def apply_page(
+        self,
+        contacts: Sequence[Contact],
+        deals: Sequence[Deal],
+        deleted_contacts: Sequence[str],
+        deleted_deals: Sequence[str],
+        cursor: Mapping[str, str],
+        owned_names: Mapping[str, str],
+        keep_properties: Iterable[str] = (),
+    ) -> None:
+        """Merge one pulled page into the mirror and advance the cursor, atomically.
+
+        ``owned_names`` maps CRM property names of our fields to logical names: their current CRM values are
+        kept apart (``owned``) to detect edits made in the CRM. ``keep_properties`` limits what is stored.
+        """
+        keep = set(keep_properties)
+        contact_rows = []
+        for c in contacts:
+            props = {k: _plain(v) for k, v in c.properties.items() if k in keep}
+            owned = {owned_names[k]: _plain(v) for k, v in c.properties.items() if k in owned_names}
+            contact_rows.append((c.id, c.created_at.timestamp(), _epoch(c.updated_at), json.dumps(props),
+                                 json.dumps(owned)))
+        deal_rows = [
+            (d.id, d.amount, d.currency, d.status.value, d.created_at.timestamp(), _epoch(d.closed_at),
+             _epoch(d.updated_at), json.dumps(list(d.contact_ids)),
+             json.dumps({k: _plain(v) for k, v in d.properties.items() if k in keep}))
+            for d in deals
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO contacts (id, created_at, updated_at, props, owned, seen) VALUES (?, ?, ?, ?, ?, 1) "
+                "ON CONFLICT(id) DO UPDATE SET created_at=excluded.created_at, updated_at=excluded.updated_at, "
+                "props=excluded.props, owned=excluded.owned, seen=1",
+                contact_rows,
+            )
+            db.executemany(
+                "INSERT INTO deals (id, amount, currency, status, created_at, closed_at, updated_at, contact_ids, "
+                "props, seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT(id) DO UPDATE SET "
+                "amount=excluded.amount, currency=excluded.currency, status=excluded.status, "
+                "created_at=excluded.created_at, closed_at=excluded.closed_at, updated_at=excluded.updated_at, "
+                "contact_ids=excluded.contact_ids, props=excluded.props, seen=1",
+                deal_rows,
+            )
+            if deleted_contacts:
+                self._drop_contacts(db, deleted_contacts)
+            if deleted_deals:
+                db.executemany("DELETE FROM deals WHERE id = ?", [(i,) for i in deleted_deals])
+            db.executemany("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(object) DO UPDATE SET value=excluded.value",
+                           list(cursor.items()))
+
+    def _drop_contacts(self, db: sqlite3.Connection, ids: Sequence[str]) -> None:
+        rows = [(i,) for i in ids]
+        db.executemany("DELETE FROM contacts WHERE id = ?", rows)
+        db.executemany("DELETE FROM written WHERE record_id = ?", rows)
+        db.executemany("DELETE FROM stages WHERE contact_id = ?", rows)
+
+    def drop_contacts(self, ids: Sequence[str]) -> None:
+        """Forget contacts the CRM says are gone (deleted or merged away)."""
+        with self.transaction() as db:
+            self._drop_contacts(db, ids)
+
+    def set_owned(self, values: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record the CRM's current values of our fields after we wrote them."""
+        with self.transaction() as db:
+            for record_id, fields in values.items():
+                row = db.execute("SELECT owned FROM contacts WHERE id = ?", (record_id,)).fetchone()
+                if row is None:
+                    continue
+                owned = json.loads(row[0])
+                owned.update(fields)
+                db.execute("UPDATE contacts SET owned = ? WHERE id = ?", (json.dumps(owned), record_id))
+
+    def contacts(self) -> list[Contact]:
+        """The mirrored contacts (our fields' CRM values excluded; see :meth:`owned_values`)."""
+        return [
+            Contact.model_construct(id=i, email=None, created_at=datetime.fromtimestamp(created, tz=UTC),
+                                    updated_at=_time(updated), properties=json.loads(props), archived=False)
+            for i, created, updated, props in self.db.execute(
+                "SELECT id, created_at, updated_at, props FROM contacts ORDER BY id")
+        ]
+
+    def deals(self) -> list[Deal]:
+        """The mirrored deals."""
+        return [
+            Deal.model_construct(id=i, amount=amount, currency=currency, pipeline=None, stage=None,
+                                 status=DealStatus(status), created_at=datetime.fromtimestamp(created, tz=UTC),
+                                 closed_at=_time(closed),
+                                 updated_at=_time(updated), contact_ids=tuple(json.loads(contacts)),
+                                 properties=json.loads(props), archived=False)
+            for i, amount, currency, status, created, closed, updated, contacts, props in self.db.execute(
+                "SELECT id, amount, currency, status, created_at, closed_at, updated_at, contact_ids, props "
+                "FROM deals ORDER BY id")
+        ]
+
+    def owned_values(self) -> dict[str, dict[str, Any]]:
+        """The CRM's current values of our fields, per contact (as last pulled or written)."""
+        return {i: json.loads(owned) for i, owned in self.db.execute("SELECT id, owned FROM contacts")}
+
+    def counts(self) -> dict[str, int]:
+        """How many contacts and deals the mirror holds."""
+        return {
+            "contacts": self.db.execute("SELECT COUNT(*) FROM contacts").fetchone()[0],
+            "deals": self.db.execute("SELECT COUNT(*) FROM deals").fetchone()[0],
+        }
+
+    # --- stages (previous run's stage and since) --------------------------------------------------------
+
+    def stages(self) -> dict[str, tuple[str, float]]:
+        """Each contact's stage and the time it entered it, as of the last completed computation."""
+        return {i: (stage, since) for i, stage, since in self.db.execute("SELECT contact_id, stage, since FROM stages")}
+
+    def save_stages(self, rows: Iterable[tuple[str, str, float]]) -> None:
+        """Replace the stored stages with this run's."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM stages")
+            db.executemany("INSERT INTO stages VALUES (?, ?, ?)", rows)
+
+    # --- written values and the plan --------------------------------------------------------------------
+
+    def written(self) -> dict[str, dict[str, Any]]:
+        """The last value we successfully wrote, per record and field."""
+        out: dict[str, dict[str, Any]] = {}
+        for record_id, field, value in self.db.execute("SELECT record_id, field, value FROM written"):
+            out.setdefault(record_id, {})[field] = json.loads(value)
+        return out
+
+    def record_written(self, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> None:
+        """Remember values as written (e.g. found already equal in the CRM after an interrupted run)."""
+        with self.transaction() as db:
+            self._record_written(db, run_id, values)
+
+    @staticmethod
+    def _record_written(db: sqlite3.Connection, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> None:
+        db.executemany(
+            "INSERT INTO written VALUES (?, ?, ?, ?) ON CONFLICT(record_id, field) DO UPDATE SET "
+            "value=excluded.value, run_id=excluded.run_id",
+            [(rid, f, json.dumps(_plain(v)), run_id) for rid, fields in values.items() for f, v in fields.items()],
+        )
+
+    def save_plan(self, run_id: int, plan: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Persist this run's planned writes before sending any (write-ahead)."""
+        with self.transaction() as db:
+            db.executemany("INSERT INTO plan VALUES (?, ?, ?, ?, 'pending')",
+                           [(run_id, rid, seq, json.dumps({k: _plain(v) for k, v in values.items()}))
+                            for seq, (rid, values) in enumerate(plan)])
+
+    def in_flight(self) -> dict[str, dict[str, Any]]:
+        """Values of unfinished runs' plans: possibly written by a run that was killed mid-batch."""
+        out: dict[str, dict[str, Any]] = {}
+        for record_id, values in self.db.execute(
+            "SELECT record_id, values_json FROM plan WHERE state = 'pending' ORDER BY run_id, seq"
+        ):
+            out.setdefault(record_id, {}).update(json.loads(values))
+        return out
+
+    def settle_batch(self, run_id: int, written: Mapping[str, Mapping[str, Any]],
+                     rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str]) -> None:
+        """Checkpoint one batch: written values, rejections and vanished records, atomically."""
+        with self.transaction() as db:
+            self._record_written(db, run_id, written)
+            db.executemany("UPDATE plan SET state = 'done' WHERE run_id = ? AND record_id = ?",
+                           [(run_id, rid) for rid in written])
+            db.executemany("DELETE FROM rejections WHERE record_id = ?", [(rid,) for rid in written])
+            for rejection, _ in rejected:
+                db.execute(
+                    "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+                    "field=excluded.field, reason=excluded.reason, transient=excluded.transient, "
+                    "attempts=CASE WHEN rejections.values_hash = excluded.values_hash "
+                    "THEN rejections.attempts + 1 ELSE 1 END, values_hash=excluded.values_hash, "
+                    "last_run=excluded.last_run",
+                    (rejection.record_id, rejection.field, rejection.reason, int(rejection.transient),
+                     rejection.values_hash, run_id, run_id),
+                )
+                db.execute("UPDATE plan SET state = 'rejected' WHERE run_id = ? AND record_id = ?",
+                           (run_id, rejection.record_id))
+            if gone:
+                db.executemany("UPDATE plan SET state = 'gone' WHERE run_id = ? AND record_id = ?",
+                               [(run_id, rid) for rid in gone])
+                self._drop_contacts(db, gone)
+
+    def close_plans(self) -> None:
+        """Mark every earlier plan settled: a new run recomputes from the CRM's current values instead."""
+        with self.transaction() as db:
+            db.execute("UPDATE plan SET state = 'superseded' WHERE state = 'pending'")
+            db.execute("DELETE FROM plan WHERE run_id NOT IN (SELECT id FROM runs ORDER BY id DESC LIMIT 20)")
+
+    def rejections(self) -> dict[str, Rejection]:
+        """Stored rejections by record."""
+        return {
+            row[0]: Rejection(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
+            for row in self.db.execute(
+                "SELECT record_id, field, reason, transient, values_hash, attempts FROM rejections")
+        }
+
+    # --- runs ---------------------------------------------------------------------------------------------
+
+    def start_run(self, mode: str, as_of: datetime) -> int:
+        """Open a run in the history; returns its id."""
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO runs (started_at, status, mode, as_of) VALUES (?, 'running', ?, ?)",
+                             (datetime.now(UTC).isoformat(), mode, as_of.isoformat()))
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any],
+                   metrics: Mapping[str, Any] | None) -> None:
+        """Close a run with its status, counts and metrics snapshot."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ?, metrics = ? WHERE id = ?",
+                       (datetime.now(UTC).isoformat(), status, json.dumps(summary, default=str),
+                        json.dumps(metrics, default=str) if metrics is not None else None, run_id))
+
+    def runs(self, limit: int = 50) -> list[RunRecord]:
+        """Run history, newest first."""
+        return [
+            RunRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), json.loads(r[7]) if r[7] else None)
+            for r in self.db.execute(
+                "SELECT id, started_at, finished_at, status, mode, as_of, summary, metrics FROM runs "
+                "ORDER BY id DESC LIMIT ?", (limit,))
+        ]
+
+    def run(self, run_id: int) -> RunRecord:
+        """One run by id."""
+        row = self.db.execute("SELECT id, started_at, finished_at, status, mode, as_of, summary, metrics FROM runs "
+                              "WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StateError(f"there is no run {run_id}", hint="`clm runs` lists the runs")
+        return RunRecord(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6] or "{}"),
+                         json.loads(row[7]) if row[7] else None)
+
+    def mark_interrupted_runs(self) -> int:
+        """Runs left 'running' by a killed process become 'interrupted'."""
+        with self.transaction() as db:
+            return db.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                              (datetime.now(UTC).isoformat(),)).rowcount
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe scalar (datetimes as ISO text)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value

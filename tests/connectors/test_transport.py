@@ -1,0 +1,134 @@
+"""The shared transport policy: pacing, retries, daily limits, header corrections."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from connectors.transport import Budget, Limits, RateLimiter, Transient, Transport
+from core.errors import DailyLimitReached
+
+
+class FakeClock:
+    """A clock whose sleep advances time, so pacing is tested exactly and instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def limiter(clock: FakeClock, **kw: object) -> RateLimiter:
+    limits = Limits(window_requests=10, window_seconds=1.0, **kw)  # type: ignore[arg-type]
+    return RateLimiter(limits, safety=0.0, clock=clock.time, sleep=clock.sleep,
+                       daily_resets_at=lambda: datetime(2030, 1, 2, tzinfo=UTC))
+
+
+def test_limiter_never_exceeds_the_window_and_uses_it_fully() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    stamps = []
+    for _ in range(55):
+        rl.acquire()
+        stamps.append(clock.now)
+    for i in range(len(stamps) - 10):
+        assert stamps[i + 10] - stamps[i] >= 1.0 - 1e-9, "11 requests inside one window"
+    # 55 requests at 10/s need 4.5 windows of waiting, not more: the limiter sets the pace, not slack.
+    assert clock.now == pytest.approx(5.0)
+
+
+def test_daily_budget_stops_cleanly_keeping_the_reserve() -> None:
+    clock = FakeClock()
+    rl = limiter(clock, daily_requests=25, daily_reserve=5)
+    for _ in range(20):
+        rl.acquire()
+    with pytest.raises(DailyLimitReached) as info:
+        rl.acquire()
+    assert info.value.resets_at == datetime(2030, 1, 2, tzinfo=UTC)
+    assert "2030-01-02" in (info.value.hint or "")
+
+
+def test_headers_correct_the_local_view() -> None:
+    clock = FakeClock()
+    rl = limiter(clock)
+    rl.acquire()
+    # Another integration used 8 of the 10: only 1 more fits before the window rolls.
+    rl.observe(Budget(window_remaining=1, window_max=10))
+    rl.acquire()
+    t = clock.now
+    rl.acquire()
+    assert clock.now > t, "the limiter waited because the CRM said the window was full"
+    rl.observe(Budget(daily_remaining=0))
+    with pytest.raises(DailyLimitReached):
+        rl.acquire()
+
+
+def test_transient_failures_are_retried_honouring_retry_after() -> None:
+    clock = FakeClock()
+    transport = Transport(limiter(clock), attempts=4, sleep=clock.sleep)
+    outcomes: list[Exception | str] = [Transient("429", retry_after=2.0, throttled=True), Transient("503"), "ok"]
+
+    def request() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert transport.call(request) == "ok"
+    assert transport.stats.calls == 3 and transport.stats.retries == 2 and transport.stats.throttled == 1
+    assert clock.now >= 2.0, "Retry-After was honoured"
+
+
+def test_retries_are_bounded_and_other_errors_are_not_retried() -> None:
+    clock = FakeClock()
+    transport = Transport(limiter(clock), attempts=3, sleep=clock.sleep)
+    calls = 0
+
+    def always_503() -> None:
+        nonlocal calls
+        calls += 1
+        raise Transient("503")
+
+    with pytest.raises(Transient):
+        transport.call(always_503)
+    assert calls == 3
+
+    def validation() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("400 VALIDATION_ERROR")
+
+    calls = 0
+    with pytest.raises(ValueError):
+        transport.call(validation)
+    assert calls == 1
+
+
+def test_map_keeps_order_and_bounds_concurrency() -> None:
+    clock = FakeClock()
+    transport = Transport(limiter(clock), concurrency=3)
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def work(i: int) -> int:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        gate.wait(0.01)
+        with lock:
+            in_flight -= 1
+        return i * i
+
+    assert list(transport.map(work, range(20))) == [i * i for i in range(20)]
+    assert peak <= 3
