@@ -8,6 +8,7 @@ only what is still different. Nothing is written twice by mistake and nothing is
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ Progress = Callable[[str, int, int | None], None]
 """``progress(step, done, total)``: called as pages are pulled and batches written."""
 
 MAX_LISTED = 20
+log = logging.getLogger("clm.sync")
 
 
 @dataclass
@@ -167,6 +169,10 @@ class SyncRunner:
             if summary.status == "running":
                 summary.status = "failed"
             self.state.finish_run(run_id, summary.status, summary.to_dict(), metrics)
+            log.info("run %s %s: pulled %s contacts, %s deals; wrote %s records (%s rejected) in %.1fs",
+                     run_id, summary.status, summary.pulled_contacts, summary.pulled_deals,
+                     summary.written_records, summary.rejected_count, summary.seconds,
+                     extra={"run_id": run_id, "step": "finish"})
 
     def pull_only(self, full: bool = False) -> RunSummary:
         """Pull into the mirror without computing or writing (``clm pull``)."""
@@ -279,6 +285,8 @@ class SyncRunner:
             summary.write_calls += 1
             done += len(batch)
             self.progress("write", done, len(plan.writes))
+            log.info("wrote batch: %s/%s records", done, len(plan.writes),
+                     extra={"run_id": run_id, "step": "write", "count": done})
         if stopped:
             summary.status = "partial"
             remaining = len(plan.writes) - done

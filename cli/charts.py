@@ -1,0 +1,98 @@
+"""Charts as inline SVG: the report is one self-contained page that renders offline, with no scripts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+WIDTH = 640
+PALETTE = ("#2563eb", "#f97316", "#16a34a", "#dc2626", "#7c3aed", "#0891b2", "#ca8a04", "#db2777")
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if abs(value) >= 10_000:
+        return f"{value / 1000:.0f}k"
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.2f}"
+
+
+def _frame(height: int, body: str, title: str) -> str:
+    return (f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
+            f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+            f'<title>{escape(title)}</title>{body}</svg>')
+
+
+def hbar(labels: Sequence[str], values: Sequence[float], title: str, notes: Sequence[str] | None = None,
+         colour: str = PALETTE[0]) -> str:
+    """Horizontal bars with the value (and an optional note, e.g. a conversion rate) at the end."""
+    row, left = 26, 170
+    height = max(row * len(labels) + 10, 40)
+    top = max(values, default=0) or 1
+    parts = []
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = 5 + i * row
+        width = (WIDTH - left - 150) * value / top
+        note = f"  {notes[i]}" if notes and notes[i] else ""
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 16}" text-anchor="end" font-size="12">{escape(label)}</text>'
+            f'<rect x="{left}" y="{y + 3}" width="{max(width, 1):.1f}" height="{row - 8}" fill="{colour}" rx="2"/>'
+            f'<text x="{left + width + 6:.1f}" y="{y + 16}" font-size="12">{_fmt(value)}{escape(note)}</text>'
+        )
+    return _frame(height, "".join(parts), title)
+
+
+def columns(labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]], title: str,
+            y_label: str = "") -> str:
+    """Vertical bars; several series side by side (before/after) with a legend."""
+    height, bottom, left, top_pad = 260, 40, 56, 24
+    top = max((v for _, values in series for v in values), default=0) or 1
+    plot_w, plot_h = WIDTH - left - 10, height - bottom - top_pad
+    group = plot_w / max(len(labels), 1)
+    bar = group * 0.8 / max(len(series), 1)
+    parts = [f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{WIDTH - 10}" y2="{top_pad + plot_h}" stroke="#999"/>',
+             f'<text x="4" y="14" font-size="11" fill="#555">{escape(y_label)} (max {_fmt(top)})</text>']
+    for s, (name, values) in enumerate(series):
+        for i, value in enumerate(values):
+            h = plot_h * value / top
+            x = left + i * group + group * 0.1 + s * bar
+            parts.append(f'<rect x="{x:.1f}" y="{top_pad + plot_h - h:.1f}" width="{max(bar - 1, 1):.1f}" '
+                         f'height="{max(h, 0.5):.1f}" fill="{PALETTE[s % len(PALETTE)]}"><title>{escape(name)} '
+                         f'{escape(labels[i])}: {_fmt(value)}</title></rect>')
+        if len(series) > 1:
+            parts.append(f'<rect x="{left + s * 110}" y="4" width="10" height="10" fill="{PALETTE[s]}"/>'
+                         f'<text x="{left + s * 110 + 14}" y="13" font-size="11">{escape(name)}</text>')
+    step = max(1, len(labels) // 10)
+    for i in range(0, len(labels), step):
+        x = left + i * group + group / 2
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" font-size="10" text-anchor="middle">'
+                     f'{escape(labels[i])}</text>')
+    return _frame(height, "".join(parts), title)
+
+
+def line(points: Sequence[tuple[float, float]], title: str, x_label: str, y_label: str,
+         diagonal: bool = False, y_max: float | None = None) -> str:
+    """A line through (x, y) points with axes; ``diagonal`` draws the equality line (concentration curves)."""
+    height, bottom, left, top_pad = 260, 40, 56, 14
+    plot_w, plot_h = WIDTH - left - 16, height - bottom - top_pad
+    xs = [p[0] for p in points] or [0.0, 1.0]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y1 = y_max if y_max is not None else (max((p[1] for p in points), default=1) or 1)
+
+    def at(x: float, y: float) -> str:
+        return f"{left + plot_w * (x - x0) / (x1 - x0):.1f},{top_pad + plot_h * (1 - y / y1):.1f}"
+
+    parts = [f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" stroke="#999"/>',
+             f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="#999"/>',
+             f'<text x="{left + plot_w / 2}" y="{height - 8}" font-size="11" text-anchor="middle">'
+             f'{escape(x_label)} ({_fmt(x0)}–{_fmt(x1)})</text>',
+             f'<text x="4" y="12" font-size="11" fill="#555">{escape(y_label)} (max {_fmt(y1)})</text>']
+    if diagonal:
+        parts.append(f'<polyline points="{at(x0, 0)} {at(x1, y1)}" fill="none" stroke="#bbb" '
+                     f'stroke-dasharray="4 4"/>')
+    if points:
+        path = " ".join(at(x, y) for x, y in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>')
+    return _frame(height, "".join(parts), title)
