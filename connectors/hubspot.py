@@ -401,7 +401,7 @@ class HubSpotConnector:
                 page.problems.append(f"deal {deal_id}: unreadable record ({exc.__class__.__name__})")
 
     def _deal_contacts(self, deal_ids: Sequence[str]) -> dict[str, list[str]]:
-        """Deal -> associated contact ids via the v4 batch API, primary (lowest type id) association first."""
+        """Deal -> associated contact ids via the v4 batch API, in HubSpot's order."""
         out: dict[str, list[str]] = {}
         for start in range(0, len(deal_ids), ASSOCIATION_BATCH):
             chunk = deal_ids[start:start + ASSOCIATION_BATCH]
@@ -409,11 +409,8 @@ class HubSpotConnector:
                               "deals", "contacts", {"inputs": [{"id": i} for i in chunk]})
             for result in body.get("results", []):
                 source = str(result["_from"]["id"] if "_from" in result else result["from"]["id"])
-                targets = sorted(
-                    result.get("to", []),
-                    key=lambda t: (not any(a.get("label") == "Primary" or a.get("typeId") == 5
-                                           for a in t.get("associationTypes", [])), str(t["toObjectId"])),
-                )
+                # HubSpot has no "primary" label on deal->contact associations; keep the order it returns.
+                targets = result.get("to", [])
                 out[source] = [str(t["toObjectId"]) for t in targets]
         return out
 

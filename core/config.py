@@ -25,7 +25,7 @@ from core.models import FieldType
 
 OPERATORS: tuple[str, ...] = (
     "eq", "neq", "lt", "lte", "gt", "gte", "between", "in", "not_in", "contains",
-    "is_known", "is_unknown", "within_last", "not_within_last",
+    "is_known", "is_unknown", "within_last", "not_within_last", "within_next",
 )
 
 #: Which operators make sense for which field type.
@@ -37,7 +37,8 @@ OPERATORS_BY_TYPE: dict[FieldType, frozenset[str]] = {
     FieldType.ENUM: frozenset({"eq", "neq", "in", "not_in", "contains", "is_known", "is_unknown"}),
     FieldType.BOOL: frozenset({"eq", "neq", "is_known", "is_unknown"}),
     FieldType.DATETIME: frozenset(
-        {"lt", "lte", "gt", "gte", "between", "within_last", "not_within_last", "is_known", "is_unknown"}
+        {"lt", "lte", "gt", "gte", "between", "within_last", "not_within_last", "within_next", "is_known",
+         "is_unknown"}
     ),
 }
 
@@ -108,7 +109,7 @@ class Condition(_Strict):
             return value
         if value is None:
             raise ValueError(f"'{op}' needs a value")
-        if op in ("within_last", "not_within_last"):
+        if op in ("within_last", "not_within_last", "within_next"):
             if not isinstance(value, str):
                 raise ValueError(f"'{op}' needs a duration such as \"30d\", got {value!r}")
             duration_days(value)

@@ -23,7 +23,20 @@ DEAL_AGGREGATES: dict[str, FieldType] = {
     "created_at": D,
 }
 
-#: Values from the CLV models.
+#: Values derived from contact properties (unknown when the property is not declared or not set).
+#: ``days_to_unsubscribe``: days from the contact's creation to ``unsubscribed_at`` (the generator's and our
+#: HubSpot examples' name for the opt-out date), so "unsubscribed within 7 days of joining" is
+#: ``{ field = "days_to_unsubscribe", op = "lte", value = 7 }``.
+CONTACT_DERIVED: dict[str, FieldType] = {
+    "days_to_unsubscribe": N,
+}
+
+#: The contact property ``days_to_unsubscribe`` is computed from.
+UNSUBSCRIBE_DATE_PROPERTY = "unsubscribed_at"
+
+#: Values from the CLV models. Times are in days (``recency``: first to last purchase; ``age``: first purchase
+#: to as-of; ``usual_gap_days``: the expected time between purchases; ``recency_ratio``: days since the last
+#: purchase over the usual gap). ``frequency`` counts repeat purchase days. Unknown for non-customers.
 CLV_VALUES: dict[str, FieldType] = {
     "frequency": N,
     "recency": N,
@@ -45,19 +58,25 @@ SCORE_VALUES: dict[str, FieldType] = {
     "engagement_score": N,
     "grade": FieldType.ENUM,
     "conversion_probability": N,
+    "is_mql": B,
+    "is_sql": B,
 }
 
-#: Values from the previous run (stage rules such as reactivation use them).
+#: Values from the previous run (stage rules such as reactivation use them): the stage it had, the days since it
+#: entered that stage, and the purchases made since then. Unknown on a contact's first run.
 HISTORY_VALUES: dict[str, FieldType] = {
     "previous_stage": FieldType.ENUM,
     "days_in_stage": N,
+    "purchases_in_stage": N,
 }
 
 #: Everything a scoring rule may refer to besides contact properties.
-SCORING_FIELDS: dict[str, FieldType] = {**DEAL_AGGREGATES}
+SCORING_FIELDS: dict[str, FieldType] = {**DEAL_AGGREGATES, **CONTACT_DERIVED}
 
 #: Everything a stage or action criterion may refer to besides contact properties.
-STAGE_FIELDS: dict[str, FieldType] = {**DEAL_AGGREGATES, **CLV_VALUES, **SCORE_VALUES, **HISTORY_VALUES}
+STAGE_FIELDS: dict[str, FieldType] = {
+    **DEAL_AGGREGATES, **CONTACT_DERIVED, **CLV_VALUES, **SCORE_VALUES, **HISTORY_VALUES,
+}
 
 #: The fields we own in the CRM and write back (logical names; connectors map them to CRM names).
 OUTPUT_FIELDS: tuple[FieldSpec, ...] = (

@@ -10,6 +10,7 @@ import contextlib
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -111,6 +112,12 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.app = app
         self.faults = faults
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Print unexpected errors, but not a client closing its keep-alive connection (that is normal)."""
+        if isinstance(sys.exc_info()[1], ConnectionResetError | BrokenPipeError):
+            return
+        super().handle_error(request, client_address)
 
 
 class SandboxServer:

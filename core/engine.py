@@ -1,0 +1,355 @@
+"""The engine's one entry point: :func:`enrich` computes every contact's stage, scores, CLV and next best action
+from contacts, deals and the configuration, as of a time, plus the run's metrics snapshot and diagnostics.
+
+Order of computation (each step may use the fields of the steps before it):
+
+1. deal aggregates and contact-derived values (:mod:`core.aggregates`);
+2. CLV values (:mod:`core.lifetime`, models from :mod:`core.clv`);
+3. lead scores (:mod:`core.scoring`; scoring rules see contact properties, aggregates and derived values);
+4. the predictive conversion probability (:mod:`core.predictive`);
+5. history from the previous run (``previous_stage``, ``days_in_stage``, ``purchases_in_stage``);
+6. stages (:mod:`core.stages`), next best actions (:mod:`core.actions`), MEDDIC (:mod:`core.meddic`) and
+   the snapshot (:mod:`core.metrics`).
+
+Pure computation: no I/O, no clock (``computed_at`` is ``as_of``), deterministic for the same input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from core.actions import next_best_actions
+from core.aggregates import DAY, contact_derived, deal_aggregates, purchases_since
+from core.columns import ContactColumns, DealColumns, FloatArray, ObjArray, from_records, property_column
+from core.config import ClmConfig
+from core.criteria import FieldTable
+from core.fields import CLV_VALUES, CONTACT_DERIVED, DEAL_AGGREGATES, HISTORY_VALUES, OUTPUT_FIELDS, SCORE_VALUES
+from core.lifetime import customer_value
+from core.meddic import MeddicTable, meddic_table
+from core.metrics import Snapshot, snapshot
+from core.models import Contact, Deal, Enrichment, FieldType
+from core.predictive import PredictiveResult, predict_conversion
+from core.scoring import score
+from core.stages import StageAssignment, assign_stages
+
+#: Decimals kept per output number: below what anyone reads, above what the sync's tolerance compares.
+ROUNDING: dict[str, int] = {
+    "conversion_probability": 4, "clv": 2, "historical_value": 2, "expected_purchases": 4, "p_alive": 4,
+}
+OUTPUT_NAMES: tuple[str, ...] = tuple(spec.name for spec in OUTPUT_FIELDS)
+
+
+@dataclass(frozen=True)
+class PreviousState:
+    """The previous run's stage and stage-entry time (epoch seconds) per contact id."""
+
+    ids: ObjArray
+    stage: ObjArray
+    stage_since: FloatArray
+
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, tuple[str, float]]) -> PreviousState:
+        """From ``{contact_id: (stage, stage_since_epoch)}`` as the sync's state store keeps them."""
+        ids = np.array(list(rows), dtype=object)
+        stage = np.array([r[0] for r in rows.values()], dtype=object)
+        since = np.array([r[1] for r in rows.values()], dtype=np.float64)
+        return cls(ids=ids, stage=stage, stage_since=since)
+
+    @classmethod
+    def from_result(cls, result: EnrichResult) -> PreviousState:
+        """The state a result leaves for the next run."""
+        return cls(ids=result.ids, stage=result.columns["stage"], stage_since=result.columns["stage_since"])
+
+    def aligned(self, ids: ObjArray) -> tuple[ObjArray, FloatArray]:
+        """Previous stage (None) and stage_since (NaN) for each of ``ids``, in their order."""
+        position = dict(zip(self.ids.tolist(), range(len(self.ids)), strict=True))
+        rows = np.fromiter((position.get(i, -1) for i in ids.tolist()), dtype=np.int64, count=len(ids))
+        found = rows >= 0
+        stage = np.full(len(ids), None, dtype=object)
+        since = np.full(len(ids), np.nan)
+        stage[found] = self.stage[rows[found]]
+        since[found] = self.stage_since[rows[found]]
+        return stage, since
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """How the run went: CLV model fit or fallback, predictive quality or refusal, scoring scale, data notes
+    and seconds per step. Everything JSON-ready."""
+
+    clv: dict[str, Any]
+    predictive: dict[str, Any]
+    scoring: dict[str, Any]
+    meddic: dict[str, Any]
+    data: list[str]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """All diagnostics as one JSON-ready dict."""
+        return {"clv": self.clv, "predictive": self.predictive, "scoring": self.scoring, "meddic": self.meddic,
+                "data": self.data, "seconds": self.seconds}
+
+    def lines(self) -> list[str]:
+        """One human-readable line per topic, for the CLI."""
+        out = [_clv_line(self.clv), _predictive_line(self.predictive)]
+        out.extend(f"data: {note}" for note in self.data)
+        out.append(f"engine: {self.seconds.get('total', 0):.2f}s")
+        return out
+
+
+def _clv_line(clv: Mapping[str, Any]) -> str:
+    fit = clv.get("bgnbd")
+    head = (f"CLV: BG/NBD r={fit['r']:.3g} alpha={fit['alpha']:.3g} a={fit['a']:.3g} b={fit['b']:.3g}"
+            if fit else f"CLV: {clv.get('purchase_model', clv.get('model'))} purchases")
+    notes = "; ".join(clv.get("notes", []))
+    return f"{head}, spend {clv.get('spend_model', '-')}" + (f" ({notes})" if notes else "")
+
+
+def _predictive_line(predictive: Mapping[str, Any]) -> str:
+    if predictive.get("status") == "ok":
+        return (f"predictive: AUC {predictive['auc']:.3f}, top-decile lift {predictive['lift_top_decile']:.2f} "
+                f"on {predictive['holdout']} held-out contacts")
+    return f"predictive: {predictive.get('status')} — {predictive.get('reason')}"
+
+
+@dataclass(frozen=True)
+class EnrichResult:
+    """The enrichment table (``ids`` + one array per output field), the snapshot, diagnostics and MEDDIC.
+
+    ``columns`` has every name of :data:`core.fields.OUTPUT_FIELDS`: text fields as object arrays, times as
+    epoch seconds, numbers as float64. Only ``conversion_probability`` (disabled, refused, or already a
+    customer) and ``p_alive`` (never bought) may be NaN, which :meth:`records` turns into None.
+    ``table`` holds every computed field (aggregates, CLV values, scores, history) for inspection.
+    """
+
+    ids: ObjArray
+    columns: dict[str, np.ndarray]
+    metrics: Snapshot
+    diagnostics: Diagnostics
+    meddic: MeddicTable
+    stages: StageAssignment
+    predictive: PredictiveResult
+    table: FieldTable
+    as_of: float
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """One plain dict per contact, in row order: ``contact_id`` plus every output field, with times as
+        aware datetimes and unknown numbers as None (the values of :class:`core.models.Enrichment`, several
+        times faster to produce than the models themselves)."""
+        cols = self.columns
+        times: dict[float, datetime] = {}
+
+        def when(values: np.ndarray) -> list[datetime]:
+            out = []
+            for value in values.tolist():
+                moment = times.get(value)
+                if moment is None:
+                    moment = times[value] = datetime.fromtimestamp(value, UTC)
+                out.append(moment)
+            return out
+
+        def optional(values: np.ndarray) -> list[float | None]:
+            return [None if v != v else v for v in values.tolist()]
+
+        lists: dict[str, list[Any]] = {"contact_id": self.ids.tolist()}
+        for name in OUTPUT_NAMES:
+            values = cols[name]
+            if name in ("stage_since", "computed_at"):
+                lists[name] = when(values)
+            elif name in ("conversion_probability", "p_alive"):
+                lists[name] = optional(values)
+            else:
+                lists[name] = values.tolist()
+        keys = list(lists)
+        for row in zip(*lists.values(), strict=True):
+            yield dict(zip(keys, row, strict=True))
+
+    def records(self) -> Iterator[Enrichment]:
+        """One :class:`core.models.Enrichment` per contact, in row order.
+
+        Built with ``model_construct``: the values come from the engine, already of the model's types.
+        """
+        for row in self.rows():
+            yield Enrichment.model_construct(**row)
+
+    def diagnostics_dict(self) -> dict[str, Any]:
+        """The diagnostics as a JSON-ready dict (what the sync stores with the run)."""
+        return self.diagnostics.to_dict()
+
+    def previous_state(self) -> PreviousState:
+        """What the next run needs from this one."""
+        return PreviousState.from_result(self)
+
+
+def enrich(
+    contacts: ContactColumns | Sequence[Contact],
+    deals: DealColumns | Sequence[Deal],
+    config: ClmConfig,
+    as_of: datetime | float,
+    previous: PreviousState | None = None,
+    *,
+    period_days: float = 365.0,
+) -> EnrichResult:
+    """Compute the enrichment of every contact as of ``as_of`` (aware datetime or epoch seconds).
+
+    ``contacts``/``deals`` are columns, or records converted once with the configuration's property types
+    (:func:`core.columns.from_records`). ``previous`` is the last run's stages (for ``stage_since`` and the
+    history fields). ``period_days`` is the window of the snapshot's retention and sales metrics.
+    Never raises for the data's sake: model failures fall back and are reported in the diagnostics.
+    """
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    started = clock
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[step] = round(now - clock, 4)
+        clock = now
+
+    moment = _epoch(as_of)
+    notes: list[str] = []
+    contact_cols, deal_cols = _columns(contacts, deals, config)
+    n = len(contact_cols)
+    kinds = dict(config.data.contact_properties)
+    table = FieldTable(n, moment)
+    for name, column in contact_cols.properties.items():
+        table.set(name, _typed(column, kinds.get(name)), kinds.get(name))
+    missing = [name for name in kinds if name not in contact_cols.properties]
+    for name in missing:
+        table.set(name, _unknown(n, kinds[name]), kinds[name])
+    if missing:
+        notes.append(f"declared contact properties absent from the data (treated as unknown): {', '.join(missing)}")
+    outside = (deal_cols.contact_index >= n) | (deal_cols.contact_index < -1)
+    if outside.any():
+        # Columns built by hand can point past the contacts: such deals have no known contact.
+        deal_cols = replace(deal_cols, contact_index=np.where(outside, -1, deal_cols.contact_index))
+    unattributed = int((deal_cols.contact_index < 0).sum())
+    if unattributed:
+        notes.append(f"{unattributed} deal(s) without a known contact were ignored")
+    duplicates = n - len(set(contact_cols.ids.tolist()))
+    if duplicates:
+        notes.append(f"{duplicates} duplicate contact id(s): each row is enriched on its own")
+    lap("columns")
+
+    aggregates = deal_aggregates(deal_cols, contact_cols.created_at, moment)
+    derived = contact_derived(contact_cols, moment)
+    table.update(aggregates, DEAL_AGGREGATES)
+    table.update(derived, CONTACT_DERIVED)
+    lap("aggregates")
+
+    clv = customer_value(deal_cols, n, moment, config.clv)
+    table.update(clv.columns, CLV_VALUES)
+    lap("clv")
+
+    scores = score(config.scoring, table)
+    table.update({"lead_score": scores.lead_score, "fit_score": scores.fit_score,
+                  "engagement_score": scores.engagement_score, "grade": scores.grade,
+                  "is_mql": scores.is_mql, "is_sql": scores.is_sql}, SCORE_VALUES)
+    lap("scoring")
+
+    predictive = predict_conversion(config.predictive, contact_cols, deal_cols, kinds, moment,
+                                    aggregates["first_purchase_at"], {**aggregates, **derived})
+    probability = predictive.probability if predictive.probability is not None else np.full(n, np.nan)
+    table.set("conversion_probability", probability, FieldType.NUMBER)
+    lap("predictive")
+
+    if previous is not None:
+        previous_stage, previous_since = previous.aligned(contact_cols.ids)
+    else:
+        previous_stage, previous_since = np.full(n, None, dtype=object), np.full(n, np.nan)
+    table.update({
+        "previous_stage": previous_stage,
+        "days_in_stage": (moment - previous_since) / DAY,
+        "purchases_in_stage": purchases_since(deal_cols, previous_since, moment),
+    }, HISTORY_VALUES)
+    assignment = assign_stages(config.stages, table, previous_stage, previous_since)
+    table.set("stage", assignment.stage, FieldType.ENUM)
+    lap("stages")
+
+    actions = next_best_actions(config.stages, config.actions, assignment.index, table)
+    lap("actions")
+    meddic = meddic_table(deal_cols, contact_cols.ids, config.meddic)
+    lap("meddic")
+    metrics = snapshot(config.stages, assignment, table, actions, deal_cols, period_days)
+    lap("metrics")
+
+    columns: dict[str, np.ndarray] = {
+        "stage": assignment.stage,
+        "stage_since": assignment.since,
+        "lead_score": scores.lead_score,
+        "fit_score": scores.fit_score,
+        "engagement_score": scores.engagement_score,
+        "grade": scores.grade,
+        "conversion_probability": probability,
+        "clv": clv.columns["clv"],
+        "historical_value": clv.columns["historical_value"],
+        "expected_purchases": clv.columns["expected_purchases"],
+        "p_alive": clv.columns["p_alive"],
+        "next_best_action": actions,
+        "computed_at": np.full(n, moment),
+    }
+    for name, digits in ROUNDING.items():
+        columns[name] = np.round(columns[name], digits)
+    seconds["total"] = round(time.perf_counter() - started, 4)
+    diagnostics = Diagnostics(
+        clv=clv.diagnostics,
+        predictive=predictive.to_dict(),
+        scoring=scores.describe(),
+        meddic=meddic.summary(),
+        data=notes,
+        seconds=seconds,
+    )
+    return EnrichResult(ids=contact_cols.ids, columns=columns, metrics=metrics, diagnostics=diagnostics,
+                        meddic=meddic, stages=assignment, predictive=predictive, table=table, as_of=moment)
+
+
+def _epoch(as_of: datetime | float) -> float:
+    if isinstance(as_of, datetime):
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware (e.g. datetime.now(UTC))")
+        return as_of.timestamp()
+    return float(as_of)
+
+
+def _columns(contacts: ContactColumns | Sequence[Contact], deals: DealColumns | Sequence[Deal],
+             config: ClmConfig) -> tuple[ContactColumns, DealColumns]:
+    """Columns as given, or converted once from records with the configured property types."""
+    if isinstance(contacts, ContactColumns) and isinstance(deals, DealColumns):
+        return contacts, deals
+    if isinstance(contacts, ContactColumns) or isinstance(deals, DealColumns):
+        raise TypeError("give contacts and deals both as columns or both as records")
+    deal_types = dict(config.data.deal_properties)
+    # MEDDIC reads these whether or not they were declared.
+    for prop in config.meddic.model_dump().values():
+        if prop:
+            deal_types.setdefault(prop, FieldType.STRING)
+    return from_records(contacts, deals, dict(config.data.contact_properties), deal_types,
+                        attribution=config.data.attribution)
+
+
+def _typed(column: np.ndarray, kind: FieldType | None) -> np.ndarray:
+    """A column converted to the declared type when it arrived as another (text <-> number)."""
+    if kind is None:
+        return column
+    text = kind in (FieldType.STRING, FieldType.ENUM)
+    if text and column.dtype != object:
+        return property_column([None if v != v else v for v in column.tolist()], kind)
+    if not text and column.dtype == object:
+        return property_column(column.tolist(), kind)
+    return column
+
+
+def _unknown(n: int, kind: FieldType) -> np.ndarray:
+    if kind in (FieldType.STRING, FieldType.ENUM):
+        return np.full(n, None, dtype=object)
+    return np.full(n, np.nan)

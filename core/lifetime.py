@@ -1,0 +1,164 @@
+"""Customer value per contact: won deals -> transaction summary -> :func:`core.clv.fit_and_score`, plus the
+derived values stage rules use (:data:`core.fields.CLV_VALUES`).
+
+Purchases are the won deals closed by ``as_of`` with a known close time (an unknown amount counts 0). The
+models are fitted once on the whole base. When they cannot be fitted (too few repeat customers,
+non-convergence...) the CLV package's empirical fallback scores everyone and the reason is kept in
+:attr:`ClvOutcome.diagnostics`; if even that fails, CLV falls back to historical value. The run never stops
+for CLV and no output is NaN except ``p_alive`` for contacts who never bought (not applicable).
+
+Derived values, in days:
+
+* ``usual_gap_days``: the customer's expected time between purchases, ``1 / E[lambda]``. With BG/NBD it is the
+  posterior mean purchase rate ``(r + x) / (alpha + T)`` (Fader, Hardie & Lee 2005, the Gamma posterior of
+  lambda), which shrinks a short history towards the population; with the empirical fallback, the
+  empirical shrunk rate.
+* ``recency_ratio``: days since the last purchase over ``usual_gap_days`` (2 = two usual gaps of silence).
+* ``clv_percentile``: the contact's CLV rank among customers, 0-100 (100 = the highest).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.clv import fit_and_score, summarize
+from core.columns import DealColumns, FloatArray, StatusCode
+from core.config import ClvConfig
+from core.errors import ClmError
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class ClvOutcome:
+    """Per-contact CLV columns (``columns``: every name of :data:`core.fields.CLV_VALUES`) and how they were
+    obtained (``model``, ``diagnostics``)."""
+
+    columns: dict[str, FloatArray]
+    is_customer: np.ndarray
+    model: str
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+
+def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: ClvConfig) -> ClvOutcome:
+    """Fit the CLV models on the won deals and score every contact (see the module docstring)."""
+    notes: list[str] = []
+    owner = deals.contact_index
+    won = (owner >= 0) & (deals.status == StatusCode.WON) & ~(deals.closed_at > as_of)
+    undated = won & np.isnan(deals.closed_at)
+    if undated.any():
+        notes.append(f"{int(undated.sum())} won deal(s) without a close date left out of CLV")
+    won &= ~undated
+    amount = deals.amount[won]
+    unpriced = np.isnan(amount)
+    if unpriced.any():
+        notes.append(f"{int(unpriced.sum())} won deal(s) without an amount counted as 0")
+    summary = summarize(owner[won], deals.closed_at[won], np.where(unpriced, 0.0, amount), n_contacts, as_of,
+                        unit=config.time_unit)
+    days_per_unit = summary.days_per_unit
+    try:
+        result = fit_and_score(
+            summary, config.horizon, config.annual_discount_rate, config.margin,
+            # "historical" asks for no model: the empirical rules score everyone directly.
+            min_repeat_customers=config.min_repeat_customers if config.model == "bgnbd" else sys.maxsize,
+            on_fit_failure="empirical",
+        )
+    except (ClmError, ValueError, FloatingPointError) as error:
+        return _historical_only(summary.total_spend * config.margin, summary.has_purchase, summary.frequency,
+                                summary.recency, summary.T, days_per_unit,
+                                [*notes, f"CLV models failed ({error}); CLV = historical value"])
+    customer = result.is_customer
+    x = summary.frequency.astype(np.float64)
+    if result.bgnbd is not None:
+        params = result.bgnbd.params
+        rate = (params.r + x) / (params.alpha + summary.T)
+    else:
+        from core.clv import empirical_rates
+
+        rate = empirical_rates(summary).rate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap_days = np.where(customer & (rate > 0), days_per_unit / rate, np.nan)
+        days_since_last = (as_of - summary.last_purchase) / DAY
+        ratio = days_since_last / gap_days
+    diagnostics: dict[str, Any] = {
+        "model": "bgnbd" if config.model == "bgnbd" else "historical",
+        # True when the configured models could not be fitted and the empirical rules were used instead.
+        "fallback": config.model == "bgnbd" and (result.purchase_model != "bgnbd"
+                                                 or result.spend_model != "gamma_gamma"),
+        "purchase_model": result.purchase_model,
+        "spend_model": result.spend_model,
+        "customers": int(customer.sum()),
+        "repeat_customers": int((customer & (x > 0)).sum()),
+        "unit": result.unit,
+        "horizon": result.horizon,
+    }
+    if result.bgnbd is not None:
+        fit = result.bgnbd
+        diagnostics["bgnbd"] = {"r": fit.params.r, "alpha": fit.params.alpha, "a": fit.params.a, "b": fit.params.b,
+                                "log_likelihood": fit.log_likelihood, "iterations": fit.iterations,
+                                "message": fit.message}
+    if result.gamma_gamma is not None:
+        gg = result.gamma_gamma
+        diagnostics["gamma_gamma"] = {"p": gg.params.p, "q": gg.params.q, "gamma": gg.params.gamma,
+                                      "log_likelihood": gg.log_likelihood, "message": gg.message}
+    if config.model == "historical":
+        notes.append("clv.model = historical: empirical rates, no model fitted")
+    else:
+        notes.extend(result.diagnostics)
+    diagnostics["notes"] = notes
+    columns = {
+        "frequency": np.where(customer, x, np.nan),
+        "recency": np.where(customer, summary.recency * days_per_unit, np.nan),
+        "age": np.where(customer, summary.T * days_per_unit, np.nan),
+        "p_alive": _finite_or(result.p_alive, np.nan, customer),
+        "expected_purchases": _finite_or(result.expected_purchases, 0.0, customer),
+        "expected_spend": _finite_or(result.expected_spend, 0.0, customer),
+        "clv": _finite_or(result.clv, 0.0, customer),
+        "historical_value": np.nan_to_num(result.historical_value, nan=0.0, posinf=0.0, neginf=0.0),
+        "usual_gap_days": gap_days,
+        "recency_ratio": ratio,
+    }
+    columns["clv_percentile"] = percentile_rank(columns["clv"], customer)
+    return ClvOutcome(columns=columns, is_customer=customer, model=diagnostics["purchase_model"],
+                      diagnostics=diagnostics)
+
+
+def _finite_or(values: FloatArray, fill: float, customer: np.ndarray) -> FloatArray:
+    """Customers' values with any non-finite one replaced by ``fill``; non-customers ``fill``."""
+    return np.where(customer & np.isfinite(values), values, fill)
+
+
+def percentile_rank(values: FloatArray, among: np.ndarray) -> FloatArray:
+    """For the rows ``among``, the share (0-100) of those rows with a value at or below theirs; NaN elsewhere."""
+    out = np.full(len(values), np.nan)
+    pool = np.sort(values[among])
+    if len(pool):
+        out[among] = 100.0 * np.searchsorted(pool, values[among], side="right") / len(pool)
+    return out
+
+
+def _historical_only(historical: FloatArray, customer: np.ndarray, frequency: np.ndarray, recency: FloatArray,
+                     T: FloatArray, days_per_unit: float, notes: list[str]) -> ClvOutcome:
+    """CLV = historical value, no expected purchases, unknown P(alive): the last-resort fallback."""
+    x = frequency.astype(np.float64)
+    value = np.nan_to_num(historical, nan=0.0)
+    columns = {
+        "frequency": np.where(customer, x, np.nan),
+        "recency": np.where(customer, recency * days_per_unit, np.nan),
+        "age": np.where(customer, T * days_per_unit, np.nan),
+        "p_alive": np.full(len(x), np.nan),
+        "expected_purchases": np.zeros(len(x)),
+        "expected_spend": np.zeros(len(x)),
+        "clv": value,
+        "historical_value": value,
+        "usual_gap_days": np.full(len(x), np.nan),
+        "recency_ratio": np.full(len(x), np.nan),
+    }
+    columns["clv_percentile"] = percentile_rank(value, customer)
+    return ClvOutcome(columns=columns, is_customer=customer, model="historical_value",
+                      diagnostics={"model": "historical_value", "fallback": True, "purchase_model": "none",
+                                   "spend_model": "none", "notes": notes})
