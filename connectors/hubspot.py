@@ -56,13 +56,14 @@ class HubSpotApiError(ConnectorError):
         self.body = body
 
 
-def _json(data: bytes | None) -> Any:
+def _json(data: bytes | str | None) -> Any:
     if not data:
         return {}
     try:
         return json.loads(data)
     except ValueError:
-        return {"message": data[:200].decode("utf-8", "replace")}
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        return {"message": text[:200]}
 
 
 def budget_from_headers(headers: Mapping[str, str]) -> Budget:
@@ -181,7 +182,10 @@ class HubSpotConnector:
 
     def _failed(self, operation: str, exc: ApiException) -> Any:
         status = int(exc.status or 0)
-        body = _json(bytes(exc.body)) if isinstance(exc.body, bytes | bytearray) else {"message": str(exc.body or "")}
+        # The client hands error bodies over as text (preloaded) or bytes (raw); both are HubSpot's JSON.
+        body = _json(exc.body if isinstance(exc.body, str | bytes) else bytes(exc.body or b""))
+        if not isinstance(body, dict):
+            body = {"message": str(body)}
         headers = {k.lower(): v for k, v in dict(exc.headers or {}).items()}
         if status == 429:
             policy = str(body.get("policyName", ""))
@@ -249,7 +253,7 @@ class HubSpotConnector:
         """
         for object_type in ("contacts", "deals"):
             since = (cursor or {}).get(object_type)
-            records = self._list_all(object_type) if since is None else self._search_since(object_type, int(since))
+            records = self._list_all(object_type) if since is None else self._search_since(object_type, since)
             for batch, high_water in records:
                 page = Page()
                 if object_type == "contacts":
@@ -258,9 +262,9 @@ class HubSpotConnector:
                 else:
                     self._add_deals(batch, page)
                 if high_water is not None:
-                    page.cursor = {object_type: str(high_water)}
+                    page.cursor = {object_type: high_water}
                 yield page
-            archived = self._archived_ids(object_type, None if since is None else int(since))
+            archived = self._archived_ids(object_type, None if since is None else _parse_cursor(since)[0])
             if archived:
                 page = Page()
                 if object_type == "contacts":
@@ -269,10 +273,10 @@ class HubSpotConnector:
                     page.deleted_deal_ids = archived
                 yield page
 
-    def _list_all(self, object_type: str) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+    def _list_all(self, object_type: str) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
         props = self._contact_props if object_type == "contacts" else self._deal_props
         after: str | None = None
-        high_water = 0
+        high_water, at_high_water = 0, set[str]()
         while True:
             kwargs: dict[str, Any] = {"limit": self.config.page_size, "properties": props, "archived": False}
             if after:
@@ -280,14 +284,18 @@ class HubSpotConnector:
             body = self._call(f"list {object_type}", f"crm.{object_type}.basic_api", "get_page", **kwargs)
             results = body.get("results", [])
             for raw in results:
-                high_water = max(high_water, _modified_ms(raw, object_type))
+                ts = _modified_ms(raw, object_type)
+                if ts > high_water:
+                    high_water, at_high_water = ts, set()
+                if ts == high_water:
+                    at_high_water.add(str(raw["id"]))
             after = body.get("paging", {}).get("next", {}).get("after")
             # The high-water mark is only final once the whole list is read: until then, pages carry none.
-            yield results, (high_water if not after else None)
+            yield results, (_format_cursor(high_water, at_high_water) if not after else None)
             if not after:
                 return
 
-    def _search_since(self, object_type: str, since_ms: int) -> Iterator[tuple[list[dict[str, Any]], int | None]]:
+    def _search_since(self, object_type: str, cursor: str) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
         """Search records modified at or after ``since_ms``, ascending, re-windowing past the 10,000 cap.
 
         Ties at a window boundary are handled by starting the next window *at* the last timestamp and
@@ -295,12 +303,11 @@ class HubSpotConnector:
         """
         prop = _MODIFIED[object_type]
         props = self._contact_props if object_type == "contacts" else self._deal_props
-        window_start = since_ms
-        seen_at_start: set[str] = set()
+        window_start, seen_at_start = _parse_cursor(cursor)
         while True:
             after = 0
             last_ts = window_start
-            ids_at_last: set[str] = set()
+            ids_at_last: set[str] = set(seen_at_start)
             progressed = False
             while True:
                 request = {
@@ -316,17 +323,17 @@ class HubSpotConnector:
                 fresh = []
                 for raw in body.get("results", []):
                     ts = _modified_ms(raw, object_type)
-                    if ts == window_start and raw["id"] in seen_at_start:
+                    if ts == window_start and str(raw["id"]) in seen_at_start:
                         continue
                     fresh.append(raw)
                     if ts > last_ts:
                         last_ts, ids_at_last = ts, set()
-                    ids_at_last.add(raw["id"])
+                    ids_at_last.add(str(raw["id"]))
                 progressed = progressed or bool(fresh)
                 next_after = body.get("paging", {}).get("next", {}).get("after")
                 done = not next_after
                 capped = next_after is not None and int(next_after) + self.config.search_page_size > SEARCH_RESULT_CAP
-                yield fresh, (last_ts if done else None)
+                yield fresh, (_format_cursor(last_ts, ids_at_last) if done else None)
                 if done:
                     return
                 if capped:
@@ -337,7 +344,7 @@ class HubSpotConnector:
                     f"more than {SEARCH_RESULT_CAP} {object_type} share the modified time {window_start}",
                     hint="run `clm sync --full` once to rebuild the mirror by list paging",
                 )
-            seen_at_start = ids_at_last if last_ts != window_start else seen_at_start | ids_at_last
+            seen_at_start = ids_at_last
             window_start = last_ts
 
     def _archived_ids(self, object_type: str, since_ms: int | None) -> list[str]:
@@ -509,9 +516,8 @@ class HubSpotConnector:
                 return
             named = _named_inputs(exc.body, updates)
             if named:
-                for u in named:
-                    results[u.record_id] = _rejection(u.record_id, exc.body, exc.status)
-                self._write_batch([u for u in updates if u not in named], results)
+                results.update(named)
+                self._write_batch([u for u in updates if u.record_id not in named], results)
             else:
                 middle = len(updates) // 2
                 self._write_batch(updates[:middle], results)
@@ -559,15 +565,26 @@ class HubSpotConnector:
         return checks
 
 
-def _named_inputs(body: Mapping[str, Any], updates: Sequence[FieldUpdate]) -> list[FieldUpdate]:
-    """The inputs a whole-batch 400 names, by id in its context/errors, or by input index."""
-    text = json.dumps(body)
-    ids: set[str] = set()
-    for error in [body, *(body.get("errors") or [])]:
+def _named_inputs(body: Mapping[str, Any], updates: Sequence[FieldUpdate]) -> dict[str, WriteResult]:
+    """The inputs a whole-batch 400 names, each with its own reason and property.
+
+    HubSpot's VALIDATION_ERROR lists per-input errors with ``in: inputs[i].properties.<name>`` and/or
+    ``context: {id: [...], propertyName: [...]}``; the top-level message repeats them as JSON text.
+    """
+    named: dict[str, WriteResult] = {}
+    for error in body.get("errors") or []:
         context = error.get("context") or {}
-        ids.update(str(i) for i in context.get("ids", []) + context.get("id", []))
-    indices = {int(m) for m in re.findall(r"inputs\[(\d+)\]", text)}
-    return [u for i, u in enumerate(updates) if u.record_id in ids or i in indices]
+        where = str(error.get("in", ""))
+        match = re.match(r"inputs\[(\d+)\](?:\.properties\.(\w+))?", where)
+        targets = [str(i) for i in context.get("ids", []) + context.get("id", [])]
+        if match and int(match.group(1)) < len(updates):
+            targets.append(updates[int(match.group(1))].record_id)
+        prop = (context.get("propertyName") or [None])[0] or (match.group(2) if match else None)
+        reason = f"{error.get('code') or body.get('category', 'VALIDATION_ERROR')}: {error.get('message', '')}"
+        for record_id in targets:
+            if any(u.record_id == record_id for u in updates):
+                named[record_id] = WriteResult(record_id, ok=False, reason=reason[:300], field=prop)
+    return named
 
 
 def _rejection(record_id: str, body: Mapping[str, Any], status: int) -> WriteResult:
@@ -579,6 +596,17 @@ def _rejection(record_id: str, body: Mapping[str, Any], status: int) -> WriteRes
         field = match.group(1)
     gone = status == 404 or category == "OBJECT_NOT_FOUND"
     return WriteResult(record_id, ok=False, reason=f"{category or status}: {message}"[:500], field=field, gone=gone)
+
+
+def _format_cursor(ms: int, ids_at_ms: set[str]) -> str:
+    """``<ms>|<ids>``: the high-water time and the ids already seen at that very millisecond, so the next
+    search (which must start *at* that millisecond, ties being possible) skips exactly those."""
+    return f"{ms}|{','.join(sorted(ids_at_ms, key=lambda i: (len(i), i)))}"
+
+
+def _parse_cursor(cursor: str) -> tuple[int, set[str]]:
+    ms, _, ids = cursor.partition("|")
+    return int(ms), {i for i in ids.split(",") if i}
 
 
 def _modified_ms(raw: Mapping[str, Any], object_type: str) -> int:
