@@ -20,9 +20,11 @@ def _fmt(value: float) -> str:
 
 
 def _frame(height: int, body: str, title: str) -> str:
-    return (f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
-            f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
-            f'<title>{escape(title)}</title>{body}</svg>')
+    total = height + 26  # room for the visible title above the plot
+    return (f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {total}" '
+            f'width="{WIDTH}" height="{total}" xmlns="http://www.w3.org/2000/svg">'
+            f'<title>{escape(title)}</title><text x="4" y="17" font-size="14" font-weight="600">{escape(title)}'
+            f'</text><g transform="translate(0,26)">{body}</g></svg>')
 
 
 def hbar(labels: Sequence[str], values: Sequence[float], title: str, notes: Sequence[str] | None = None,

@@ -172,10 +172,29 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
                       markup=False)
     for problem in summary.problems[:5]:
         console.print(f"  [yellow]data[/] {problem}", soft_wrap=True)
-    for name, value in summary.diagnostics.items():
-        console.print(f"  {name}: {value}", soft_wrap=True, markup=False)
+    for line in diagnostic_lines(summary.diagnostics):
+        console.print(f"  {line}", soft_wrap=True, markup=False)
     if summary.message:
         console.print(f"  {summary.message}", soft_wrap=True)
+
+
+def diagnostic_lines(diagnostics: dict[str, Any]) -> list[str]:
+    """The few model facts a person wants after a run (everything is in --json)."""
+    lines = []
+    clv = diagnostics.get("clv") or {}
+    if clv:
+        params = clv.get("bgnbd") or {}
+        fitted = ", ".join(f"{k}={params[k]:.3f}" for k in ("r", "alpha", "a", "b") if k in params)
+        lines.append(f"CLV model: {clv.get('purchase_model')} + {clv.get('spend_model')}"
+                     + (f" ({fitted})" if fitted else "") + (" — fallback: " + "; ".join(clv.get("notes", []))
+                                                             if clv.get("fallback") else ""))
+    predictive = diagnostics.get("predictive") or {}
+    if predictive.get("status") == "ok":
+        lines.append(f"predictive score: AUC {predictive.get('auc', 0):.3f}, top-decile lift "
+                     f"{predictive.get('lift_top_decile', 0):.1f}")
+    elif predictive.get("status") == "refused":
+        lines.append(f"predictive score not written: {predictive.get('reason')}")
+    return lines
 
 
 @cli.command()

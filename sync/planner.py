@@ -133,7 +133,8 @@ def make_plan(
             spec = by_name[name]
             now = crm.get(name)
             if same(spec, now, value, tolerance):
-                if name not in ours or not same(spec, ours[name], value, tolerance):
+                if normalise(spec, value) is not None and (name not in ours
+                                                           or not same(spec, ours[name], value, tolerance)):
                     plan.already_current.setdefault(record_id, {})[name] = value
                 continue
             mine = normalise(spec, now) is None or (name in ours and same(spec, now, ours[name], tolerance)) \

@@ -231,9 +231,13 @@ class SyncRunner:
         previous = PreviousState.from_rows(previous_rows) if previous_rows else None
         result = enrich(self.state.contacts(), self.state.deals(), self.config, as_of, previous=previous)
         records = list(result.records())
+        from core.series import chart_series
+
+        metrics = result.metrics.to_dict()
+        metrics["charts"] = chart_series(result.table)
         if persist:
             self.state.save_stages((r.contact_id, r.stage, r.stage_since.timestamp()) for r in records)
-        return records, result.metrics.to_dict(), result.diagnostics_dict()
+        return records, metrics, result.diagnostics_dict()
 
     def _desired(self, record: Enrichment) -> dict[str, Any]:
         values = record.model_dump()

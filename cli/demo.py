@@ -1,0 +1,206 @@
+"""``clm demo``, ``clm report`` and ``clm sandbox serve``: the tool working with no account, and its reports."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from cli import wiring
+from cli.commands import config_option, progress_bars, show_summary
+from cli.main import cli, starter_config
+from cli.output import console, emit_json, handles_errors, json_option
+from cli.report import print_terminal, render_html
+from core.config import ClmConfig, parse_config
+from core.errors import UsageError
+from sync.runner import SyncOptions, SyncRunner, output_specs
+from sync.state import RunRecord, SQLiteState
+
+
+def demo_config(base_url: str, state_path: Path) -> ClmConfig:
+    """The starter HubSpot configuration pointed at a sandbox (Professional tier limits)."""
+    raw: dict[str, Any] = tomllib.loads(starter_config("hubspot"))
+    raw["hubspot"].update({"base_url": base_url, "requests_per_10s": 190, "daily_limit": 625_000})
+    raw["sync"]["state_path"] = str(state_path)
+    return parse_config(raw, "demo")
+
+
+@cli.command()
+@click.option("--contacts", "size", default=5000, show_default=True, help="How many contacts to generate.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path("clm-demo-report.html"),
+              show_default=True, help="Where to write the HTML report.")
+@click.option("--workdir", type=click.Path(path_type=Path), help="Keep the demo's state here (default: temporary).")
+@json_option
+@handles_errors
+def demo(size: int, seed: int, report_path: Path, workdir: Path | None, as_json: bool) -> None:
+    """Run a real sync against the built-in HubSpot sandbox: no account needed.
+
+    Starts the sandbox in-process, seeds it with generated contacts and deals, creates our properties, syncs
+    through the HubSpot connector (official client, real HTTP, HubSpot's rate limits), shows what it wrote,
+    syncs again to show that nothing changes, and writes the HTML report.
+    """
+    from connectors.sandbox.generator import generate
+    from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
+
+    started = time.monotonic()
+    say = (lambda *a, **k: None) if as_json else console.print
+    say(f"[bold]crm-lifecycle demo[/]: generating {size:,} contacts and their deals (seed {seed})…")
+    data = generate(size, seed=seed)
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                             rate_limits=RateLimits.professional())
+    say(f"HubSpot sandbox at {server.url}: {emulator.count('contacts'):,} contacts, "
+        f"{emulator.count('deals'):,} deals (190 requests / 10 s, as HubSpot Professional)")
+    temp = None if workdir else tempfile.TemporaryDirectory(prefix="clm-demo-")
+    root = workdir or Path(temp.name if temp else ".")
+    try:
+        config = demo_config(server.url, root / "state.db")
+        connector = wiring.build_connector(config, token=emulator.token)
+        created = connector.ensure_fields(output_specs(config))
+        say(f"properties: {sum(s.action == 'created' for s in created)} created in group "
+            f"'{config.hubspot.property_group}'")
+        state = SQLiteState(config.sync.state_path, wiring.connection_id(config))
+        with progress_bars(not as_json) as progress:
+            runner = SyncRunner(config, connector, state, progress=progress)
+            first = runner.run(SyncOptions(as_of=data.as_of))
+        if not as_json:
+            show_summary(first, False)
+            _show_results(runner, data.as_of, emulator, first.samples)
+        second = runner.run(SyncOptions(as_of=data.as_of))
+        say(f"\nsecond sync: pulled {second.pulled_contacts:,} changed contacts (our own writes), planned "
+            f"{second.planned_records:,} updates, made [bold]{second.write_calls}[/] write calls — nothing changed.")
+        latest = state.run(first.run_id)
+        report_path.write_text(render_html(latest), encoding="utf-8")
+        say(f"report: {report_path.resolve()}  ({time.monotonic() - started:.1f}s in all)")
+        if as_json:
+            emit_json({"ok": True, "first": first.to_dict(), "second": second.to_dict(),
+                       "report": str(report_path), "seconds": round(time.monotonic() - started, 2)})
+        state.close()
+    finally:
+        server.stop()
+        if temp:
+            temp.cleanup()
+
+
+def _show_results(runner: SyncRunner, as_of: Any, emulator: Any, samples: list[dict[str, Any]]) -> None:
+    records, metrics, _ = runner.compute(as_of)
+    print_terminal(RunRecord(0, "", None, "ok", "demo", as_of.isoformat(), {}, metrics), console)
+    grades = metrics.get("scores", {}).get("grade_counts", {})
+    console.print("lead grades: " + ", ".join(f"{g} {n:,}" for g, n in grades.items()))
+    clv = metrics.get("clv", {})
+    console.print(f"CLV per customer: median {clv.get('median', 0):,.0f}, p90 {clv.get('p90', 0):,.0f}, "
+                  f"p99 {clv.get('p99', 0):,.0f}; top 10% hold {100 * (clv.get('top10_share') or 0):.0f}% of it")
+    top = sorted(records, key=lambda r: r.clv, reverse=True)[:5]
+    table = Table("contact", "stage", "CLV", "historical", "P(alive)", "next action", title="Top customers by CLV")
+    for r in top:
+        table.add_row(r.contact_id, r.stage, f"{r.clv:,.0f}", f"{r.historical_value:,.0f}",
+                      f"{r.p_alive:.2f}" if r.p_alive is not None else "–", r.next_best_action)
+    console.print(table)
+    if samples:
+        sample = samples[0]
+        stored = emulator.record("contacts", sample["record_id"]) or {"properties": {}}
+        table = Table("field", "before", "after (in the sandbox CRM now)", title=f"Contact {sample['record_id']}")
+        for name in sample["after"]:
+            table.add_row(name, str(sample["before"].get(name) or "–"),
+                          str(stored["properties"].get(f"clm_{name}", "")))
+        console.print(table)
+
+
+@cli.command()
+@config_option
+@click.option("--run", "run_id", type=int, help="Which run (default: the latest with metrics).")
+@click.option("--compare", "compare_ids", type=int, nargs=2, help="Compare two runs: RUN_A RUN_B (before, after).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path), help="Write the HTML report here.")
+@json_option
+@handles_errors
+def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] | None, html_path: Path | None,
+           as_json: bool) -> None:
+    """The metrics of a run in the terminal, or as a self-contained HTML page with charts."""
+    config = wiring.load(config_path)
+    state = wiring.open_state(config)
+    before: RunRecord | None = None
+    if compare_ids:
+        before, run = state.run(compare_ids[0]), state.run(compare_ids[1])
+    elif run_id is not None:
+        run = state.run(run_id)
+    else:
+        runs = [r for r in state.runs(200) if r.metrics]
+        if not runs:
+            raise UsageError("no run with metrics yet", hint="run `clm sync` (or `clm sync --dry-run`) first")
+        run = runs[0]
+    if html_path:
+        html_path.write_text(render_html(run, before), encoding="utf-8")
+    if as_json:
+        emit_json({"run": run.id, "metrics": run.metrics, "html": str(html_path) if html_path else None})
+    else:
+        print_terminal(run, console)
+        if html_path:
+            console.print(f"wrote {html_path}")
+
+
+@cli.group()
+def sandbox() -> None:
+    """Local emulators of the CRMs' APIs, for trying crm-lifecycle without an account."""
+
+
+@sandbox.command("serve")
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "both"]), default="hubspot", show_default=True)
+@click.option("--contacts", "size", default=5000, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--cdnow", is_flag=True, help="Seed with the real CDNOW purchases instead of generated data.")
+@click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, help="Enforce HubSpot's limits.")
+@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path(".clm/sandbox"),
+              show_default=True, help="Certificates and the HubSpot sandbox's saved data.")
+@handles_errors
+def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool, state_dir: Path) -> None:
+    """Run the sandbox CRM(s) on loopback until interrupted; prints the URLs and tokens to use."""
+    from connectors.sandbox.generator import generate
+    from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
+    from connectors.sandbox.hubspot import connection_info as hubspot_info
+    from connectors.sandbox.salesforce import connection_info as salesforce_info
+    from connectors.sandbox.salesforce import start_salesforce_sandbox
+
+    if cdnow:
+        from connectors.sandbox.cdnow import default_cdnow_path, load_cdnow
+
+        path = default_cdnow_path()
+        if path is None:
+            raise UsageError("CDNOW_sample.txt was not found next to the repository (../shared/data)")
+        contacts, deals = load_cdnow(path)
+    else:
+        data = generate(size, seed=seed)
+        contacts, deals = data.contact_records(), data.deal_records()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    servers = []
+    if crm in ("hubspot", "both"):
+        server, emulator = start_hubspot_sandbox(contacts, deals,
+                                                 rate_limits=RateLimits() if rate_limit else RateLimits.off())
+        servers.append(server)
+        info = hubspot_info(server, emulator)
+        console.print(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
+                      f"  in clm.toml: [hubspot] base_url = \"{info['base_url']}\"")
+    if crm in ("salesforce", "both"):
+        sf_server, sf_emulator = start_salesforce_sandbox(contacts, deals, tls_dir=state_dir / "tls")
+        servers.append(sf_server)
+        for key, value in salesforce_info(sf_server, sf_emulator).items():
+            console.print(f"  salesforce {key}: {value}")
+    console.print("serving; press Ctrl-C to stop")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+    sys.exit(0)
