@@ -164,9 +164,12 @@ def predict_conversion(
         return _refused(f"only {n_examples - positives} of them did not become customers; the model needs "
                         "both outcomes", config, **base)
 
+    # Sample and split by contact id, not row position, so the same contacts train the same model whatever
+    # order they arrive in (CRM paging order differs from the mirror's and from generated data's).
+    eligible = eligible[np.argsort(contacts.ids[eligible].astype(str), kind="stable")]
     rng = np.random.default_rng(config.seed)
     if n_examples > MAX_EXAMPLES:
-        eligible = np.sort(rng.choice(eligible, MAX_EXAMPLES, replace=False))
+        eligible = eligible[np.sort(rng.choice(n_examples, MAX_EXAMPLES, replace=False))]
     labels = labels_all[eligible].astype(np.int64)
     train, holdout = _stratified_split(labels, config.holdout_fraction, rng)
 
