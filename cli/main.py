@@ -101,3 +101,4 @@ def main() -> None:
 
 # Commands in other modules register themselves on the group.
 from cli import commands, demo  # noqa: E402, F401
+

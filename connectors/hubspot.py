@@ -559,7 +559,7 @@ class HubSpotConnector:
             missing = [self.crm_field_name(s.name) for s in specs if self.crm_field_name(s.name) not in existing]
             checks.append(CheckResult("our properties exist", not missing,
                                       f"missing: {', '.join(missing)}" if missing else f"{len(specs)} present",
-                                      "run `clm fields ensure`" if missing else ""))
+                                      "run `clm fields ensure` (or `clm sync`, which creates them)" if missing else ""))
         except (AuthError, ConnectorError) as exc:
             checks.append(CheckResult("properties readable", False, exc.message, exc.hint or ""))
         return checks

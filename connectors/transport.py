@@ -150,7 +150,9 @@ class RateLimiter:
         """Correct the local view from what the CRM says is left."""
         with self._lock:
             if budget.window_max is not None and budget.window_max > 0:
-                self._max = budget.window_max
+                # The configured limit is the user's ceiling (headroom for other integrations); the CRM's
+                # advertised maximum can only lower it.
+                self._max = min(self.limits.window_requests, budget.window_max)
             if budget.window_seconds:
                 self._window = max(self._window, budget.window_seconds)
             if budget.window_remaining is not None:

@@ -128,6 +128,8 @@ class SyncRunner:
         metrics: dict[str, Any] | None = None
         calls_before = self._api_counters()
         try:
+            if not options.dry_run:
+                self._ensure_fields(summary)
             self._pull(full, summary, deadline)
             if deadline is not None and time.monotonic() > deadline:
                 summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
@@ -190,6 +192,16 @@ class SyncRunner:
                 summary.mirror = self.state.counts()
                 self.state.finish_run(run_id, summary.status, summary.to_dict(), None)
             return summary
+
+    def _ensure_fields(self, summary: RunSummary) -> None:
+        """Create our missing fields (idempotent); a field that exists with another type is left alone and
+        not written this run."""
+        statuses = self.connector.ensure_fields(self.specs)
+        broken = {s.name for s in statuses if s.action in ("conflict", "failed")}
+        for status in statuses:
+            if status.name in broken:
+                summary.problems.append(f"field {status.crm_name} not written: {status.detail}")
+        self.specs = [spec for spec in self.specs if spec.name not in broken]
 
     def _api_counters(self) -> tuple[int, int, int]:
         stats = getattr(getattr(self.connector, "transport", None), "stats", None)

@@ -66,6 +66,8 @@ def test_headers_correct_the_local_view() -> None:
     t = clock.now
     rl.acquire()
     assert clock.now > t, "the limiter waited because the CRM said the window was full"
+    rl.observe(Budget(window_max=500))
+    assert rl._max == 10, "a larger advertised limit never raises the configured ceiling"
     rl.observe(Budget(daily_remaining=0))
     with pytest.raises(DailyLimitReached):
         rl.acquire()
