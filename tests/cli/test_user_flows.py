@@ -100,7 +100,7 @@ def test_serverless_handler_runs_within_its_budget_and_resumes(tmp_path: Path, m
     context = SimpleNamespace(get_remaining_time_in_millis=lambda: 30_000)
     # 30 s left in the invocation: the handler keeps a safety margin that covers a full rate-limit window.
     first = handler({}, context)
-    assert first["ok"] and first["status"] == "partial", {k: first["summary"][k] for k in ("pulled_contacts", "written_records", "api_calls", "seconds", "planned_records", "problems")}
+    assert first["ok"] and first["status"] == "partial", first["summary"]["message"]
     assert first["summary"]["seconds"] < 30
     path.write_text(path.read_text().replace("requests_per_10s = 4", "requests_per_10s = 190"))
     second = handler({}, context)
