@@ -17,13 +17,21 @@ from typing import Any
 
 import urllib3
 from hubspot import HubSpot
-from hubspot.crm.contacts.exceptions import ApiException
+from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiException
+from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
+from hubspot.crm.deals.exceptions import ApiException as DealsApiException
+from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
+from hubspot.oauth.exceptions import ApiException as OAuthApiException
 
 from connectors.base import CheckResult, FieldStatus, FieldUpdate, Page, WriteResult, parse_time
 from connectors.transport import Budget, Limits, RateLimiter, Transient, Transport, next_utc_midnight
 from core.config import HubSpotConfig, secret
 from core.errors import AuthError, ConnectorError, DailyLimitReached, DataError
 from core.models import Contact, Deal, DealStatus, FieldSpec, FieldType
+
+#: Each generated package of the client raises its own ApiException class.
+API_EXCEPTIONS = (ContactsApiException, DealsApiException, PropertiesApiException, AssociationsApiException,
+                  OAuthApiException)
 
 #: HubSpot's search endpoints refuse to page past 10,000 results
 #: (developers.hubspot.com/docs/api/crm/search#limitations); we re-window on the last timestamp instead.
@@ -163,7 +171,7 @@ class HubSpotConnector:
             func: Callable[..., Any] = getattr(self._api(api), method)
             try:
                 response = func(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
-            except ApiException as exc:
+            except API_EXCEPTIONS as exc:
                 return self._failed(operation, exc)
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.NewConnectionError, urllib3.exceptions.MaxRetryError,
@@ -180,7 +188,7 @@ class HubSpotConnector:
                 hint="HubSpot or the network is failing; run again later, progress so far is kept",
             ) from exc
 
-    def _failed(self, operation: str, exc: ApiException) -> Any:
+    def _failed(self, operation: str, exc: Any) -> Any:
         status = int(exc.status or 0)
         # The client hands error bodies over as text (preloaded) or bytes (raw); both are HubSpot's JSON.
         body = _json(exc.body if isinstance(exc.body, str | bytes) else bytes(exc.body or b""))
@@ -232,7 +240,7 @@ class HubSpotConnector:
                 _preload_content=False,
                 _request_timeout=self.timeout,
             )
-        except ApiException as exc:
+        except OAuthApiException as exc:
             raise AuthError("HubSpot refused the OAuth refresh token",
                             hint="re-authorise the app to get a new refresh token") from exc
         self._token = str(_json(response.data)["access_token"])

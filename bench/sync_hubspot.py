@@ -1,0 +1,89 @@
+"""HubSpot connector throughput against the sandbox, over real HTTP with the official client.
+
+- rate limit ON (100 requests / 10 s, HubSpot Free/Starter): write throughput as a ratio of the bound
+  (records/s = 100 requests x 100 records / 10 s = 1,000 records/s);
+- rate limit OFF: our own overhead per record for pulls and writes (the emulator serves >20k records/s).
+
+Run: python bench/sync_hubspot.py [--contacts N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from connectors.base import FieldUpdate
+from connectors.hubspot import HubSpotConnector
+from connectors.sandbox.generator import DEAL_PROPERTY_TYPES, PROPERTY_TYPES, generate
+from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
+from connectors.transport import Limits, RateLimiter, Transport
+from core.config import ClmConfig, HubSpotConfig
+from sync.runner import output_specs
+
+SPECS = output_specs(ClmConfig())
+
+
+def connector(url: str, token: str, per_10s: int) -> HubSpotConnector:
+    config = HubSpotConfig(base_url=url, requests_per_10s=min(per_10s, 1000), search_per_second=100,
+                           max_concurrency=4)
+    transport = Transport(RateLimiter(Limits(per_10s, 10.0, None)), concurrency=4)
+    return HubSpotConnector(config, contact_properties=sorted(PROPERTY_TYPES),
+                            deal_properties=sorted(DEAL_PROPERTY_TYPES), owned_fields=SPECS, token=token,
+                            transport=transport)
+
+
+def write(conn: HubSpotConnector, ids: list[str]) -> float:
+    batches = [[FieldUpdate(i, {"lead_score": 10.0 + k % 50, "grade": "B"}) for i in ids[j:j + 100]]
+               for k, j in enumerate(range(0, len(ids), 100))]
+    started = time.perf_counter()
+    results = [r for batch in conn.transport.map(conn.write, batches) for r in batch]
+    elapsed = time.perf_counter() - started
+    assert all(r.ok for r in results), "every record written"
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--contacts", type=int, default=40_000)
+    n = parser.parse_args().contacts
+    data = generate(n, seed=1)
+
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(), rate_limits=RateLimits.off())
+    try:
+        conn = connector(server.url, emulator.token, 100_000)
+        conn.ensure_fields(SPECS)
+        started = time.perf_counter()
+        pulled = sum(len(p.contacts) + len(p.deals) for p in conn.pull(None))
+        pull_s = time.perf_counter() - started
+        ids = emulator.ids("contacts")
+        write_s = write(conn, ids)
+    finally:
+        server.stop()
+    print(f"rate limit off: full pull of {pulled:,} records (contacts + deals + associations) in {pull_s:.2f} s = "
+          f"{pulled / pull_s:,.0f} records/s, {1e6 * pull_s / pulled:.0f} µs/record")
+    print(f"rate limit off: write of {len(ids):,} records in {write_s:.2f} s = {len(ids) / write_s:,.0f} records/s, "
+          f"{1e6 * write_s / len(ids):.0f} µs/record (sandbox and client included)")
+
+    m = min(n, 40_000)
+    server, emulator = start_hubspot_sandbox(data.contact_records()[:m], (), rate_limits=RateLimits(
+        per_window=100, window_seconds=10.0, daily=None))
+    try:
+        conn = connector(server.url, emulator.token, 100)
+        conn.ensure_fields(SPECS)
+        time.sleep(10.5)  # start the write with an empty window, as a sync does after its pull
+        ids = emulator.ids("contacts")
+        elapsed = write(conn, ids)
+        throttled = sum(emulator.throttled.values())
+    finally:
+        server.stop()
+    bound = 100 * 100 / 10
+    rate = len(ids) / elapsed
+    # The first window's 100 requests go out at once; the steady rate is what follows them.
+    steady = (len(ids) - 100 * 100) / elapsed
+    print(f"rate limit on (100 req / 10 s): write of {len(ids):,} records in {elapsed:.1f} s = {rate:,.0f} records/s "
+          f"(steady state after the first window's burst: {steady:,.0f} records/s); bound {bound:,.0f} records/s; "
+          f"steady ratio {steady / bound:.3f}; 429s received: {throttled}")
+
+
+if __name__ == "__main__":
+    main()
