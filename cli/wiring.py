@@ -46,11 +46,20 @@ def build_connector(config: ClmConfig, *, token: str | None = None) -> Connector
 
         return HubSpotConnector(config.hubspot, contact_properties=contact_props, deal_properties=deal_props,
                                 owned_fields=specs, enum_options=options, token=token)
-    from connectors.salesforce import SalesforceConnector
+    import importlib
+
+    from core.errors import UsageError
 
     assert config.salesforce is not None
-    return SalesforceConnector(config.salesforce, contact_properties=contact_props, deal_properties=deal_props,
-                               owned_fields=specs)
+    try:
+        module = importlib.import_module("connectors.salesforce")
+    except ModuleNotFoundError:
+        raise UsageError("this version of crm-lifecycle has no Salesforce connector yet",
+                         hint="the Salesforce sandbox exists (`clm sandbox serve --crm salesforce`); "
+                              "sync with HubSpot meanwhile") from None
+    connector: Connector = module.SalesforceConnector(
+        config.salesforce, contact_properties=contact_props, deal_properties=deal_props, owned_fields=specs)
+    return connector
 
 
 def open_state(config: ClmConfig) -> SQLiteState:
