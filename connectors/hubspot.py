@@ -48,12 +48,6 @@ _PROPERTY_TYPES = {
     FieldType.ENUM: ("enumeration", "select"),
     FieldType.BOOL: ("enumeration", "booleancheckbox"),
 }
-#: HubSpot's lifecycle stages in their forward order; a contact can only be moved forward by the API
-#: unless the value is cleared first (knowledge.hubspot.com/records/use-lifecycle-stages).
-LIFECYCLE_ORDER = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
-                   "customer", "evangelist", "other")
-
-
 class HubSpotApiError(ConnectorError):
     """A non-retryable HubSpot error (4xx other than 429) with its parsed body."""
 
@@ -651,12 +645,3 @@ def _float(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def lifecycle_forward(current: str | None, proposed: str) -> bool:
-    """Whether setting HubSpot's ``lifecyclestage`` to ``proposed`` is a forward move from ``current``."""
-    if proposed not in LIFECYCLE_ORDER:
-        return False
-    if not current or current not in LIFECYCLE_ORDER:
-        return True
-    return LIFECYCLE_ORDER.index(proposed) > LIFECYCLE_ORDER.index(current)

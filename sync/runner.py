@@ -142,6 +142,8 @@ class SyncRunner:
                 in_flight=in_flight, rejections=self.state.rejections(),
                 on_conflict=self.config.sync.on_conflict, tolerance=self.config.sync.numeric_tolerance,
             )
+            if self.config.crm.kind == "hubspot" and self.config.hubspot.write_native_lifecyclestage:
+                self._native_lifecycle(plan, records)
             self._describe_plan(plan, summary)
             if options.export_plan is not None:
                 export_plan(plan, options.export_plan)
@@ -250,6 +252,26 @@ class SyncRunner:
         if persist:
             self.state.save_stages((r.contact_id, r.stage, r.stage_since.timestamp()) for r in records)
         return records, metrics, result.diagnostics_dict()
+
+    def _native_lifecycle(self, plan: Plan, records: Sequence[Enrichment]) -> None:
+        """Move HubSpot's own ``lifecyclestage`` forward from our stage, through the stage's mapping.
+
+        HubSpot only lets an integration move the stage forward (moving back needs clearing it first,
+        knowledge.hubspot.com/records/use-lifecycle-stages), so backward moves are never sent.
+        """
+        from core.stages import is_forward_move
+
+        mapping = {s.name: s.hubspot_lifecyclestage for s in self.config.stages}
+        current = {c.id: c.properties.get("lifecyclestage") for c in self.state.contacts()}
+        changes = dict(plan.writes)
+        for record in records:
+            target = mapping.get(record.stage)
+            now = current.get(record.contact_id)
+            if target and target != now and is_forward_move(str(now) if now else None, target):
+                if record.contact_id not in changes:
+                    changes[record.contact_id] = {"computed_at": record.computed_at}
+                    plan.writes.append((record.contact_id, changes[record.contact_id]))
+                changes[record.contact_id]["lifecyclestage"] = target
 
     def _desired(self, record: Enrichment) -> dict[str, Any]:
         values = record.model_dump()

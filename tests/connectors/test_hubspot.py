@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from connectors.base import FieldUpdate, Page
-from connectors.hubspot import HubSpotConnector, format_value, lifecycle_forward
+from connectors.hubspot import HubSpotConnector, format_value
 from connectors.sandbox.faults import FaultInjector, FaultRule
 from connectors.sandbox.generator import DEAL_PROPERTY_TYPES, PROPERTY_TYPES, generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
@@ -240,5 +240,3 @@ def test_value_formatting() -> None:
     from datetime import UTC, datetime
 
     assert format_value(by_name["computed_at"], datetime(2026, 1, 1, tzinfo=UTC)) == "1767225600000"
-    assert lifecycle_forward("lead", "customer") and not lifecycle_forward("customer", "lead")
-    assert lifecycle_forward(None, "subscriber")

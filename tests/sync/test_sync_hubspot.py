@@ -34,10 +34,10 @@ class Env:
     data: GeneratedData
     root: Path
 
-    def runner(self, per_10s: int = 1000, **overrides: object) -> SyncRunner:
+    def runner(self, per_10s: int = 1000, native: bool = False, **overrides: object) -> SyncRunner:
         config = demo_config(self.server.url, self.root / "state.db")
         config = config.model_copy(update={"hubspot": config.hubspot.model_copy(
-            update={"requests_per_10s": per_10s, "search_per_second": 50})})
+            update={"requests_per_10s": per_10s, "search_per_second": 50, "write_native_lifecyclestage": native})})
         if overrides:
             config = config.model_copy(update={"sync": config.sync.model_copy(update=overrides)})
         connector = build_connector(config, token=self.emulator.token)
@@ -236,3 +236,18 @@ def test_killed_at_random_points_during_writes_then_resumed(tmp_path: Path) -> N
         assert all(props.get("clm_stage") for props in crm_state(e.emulator).values())
     finally:
         e.server.stop()
+
+
+def test_native_lifecyclestage_only_moves_forward(env: Env) -> None:
+    from core.stages import is_forward_move
+
+    before = {i: (env.emulator.record("contacts", i) or {})["properties"].get("lifecyclestage")
+              for i in env.emulator.ids("contacts")}
+    runner = env.runner(native=True)
+    summary = runner.run(SyncOptions(as_of=env.data.as_of))
+    assert summary.status == "ok" and summary.rejected_count == 0
+    after = {i: (env.emulator.record("contacts", i) or {})["properties"].get("lifecyclestage") for i in before}
+    moved = [i for i in before if after[i] != before[i]]
+    assert moved, "some contacts moved forward"
+    assert all(is_forward_move(before[i], after[i]) for i in moved), "never backwards"
+    assert env.runner(native=True).run(SyncOptions(as_of=env.data.as_of)).write_calls == 0
