@@ -240,3 +240,25 @@ def test_value_formatting() -> None:
     from datetime import UTC, datetime
 
     assert format_value(by_name["computed_at"], datetime(2026, 1, 1, tzinfo=UTC)) == "1767225600000"
+
+
+def test_oauth_access_token_is_refreshed_once_and_the_write_continues(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.sandbox.hubspot import connection_info
+
+    server, emulator, ids = seeded(50, RateLimits.off())
+    try:
+        info = connection_info(server, emulator)
+        monkeypatch.setenv("HS_CLIENT_ID", info["client_id"])
+        monkeypatch.setenv("HS_CLIENT_SECRET", info["client_secret"])
+        monkeypatch.setenv("HS_REFRESH", info["refresh_token"])
+        config = HubSpotConfig(base_url=server.url, client_id_env="HS_CLIENT_ID", client_secret_env="HS_CLIENT_SECRET",
+                               refresh_token_env="HS_REFRESH")
+        conn = HubSpotConnector(config, owned_fields=SPECS, token=emulator.token,
+                                transport=Transport(RateLimiter(Limits(1000, 10.0)), backoff_base=0.01))
+        conn.ensure_fields(SPECS)
+        emulator.expire_token()
+        results = conn.write(updates(ids[:20]))
+    finally:
+        server.stop()
+    assert all(r.ok for r in results)
+    assert conn.transport.stats.reasons.get("401 token refreshed") == 1
