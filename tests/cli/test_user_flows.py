@@ -55,6 +55,14 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
     assert "✗ our properties exist" in check.output and "clm sync" in check.output
     assert check.exit_code == 1
 
+    pulled = runner.invoke(cli, ["pull", "--json"])
+    assert pulled.exit_code == 0, pulled.output
+    assert json.loads(pulled.output)["mirror"]["contacts"] == 1_500
+    scored = runner.invoke(cli, ["score", "--no-pull", "-o", "scores.csv"])
+    assert scored.exit_code == 0, scored.output
+    rows = (tmp_path / "scores.csv").read_text().splitlines()
+    assert len(rows) == 1_501 and rows[0].startswith("contact_id,stage,stage_since,lead_score")
+
     dry = runner.invoke(cli, ["sync", "--dry-run", "--export-plan", "plan.jsonl", "--json"])
     assert dry.exit_code == 0, dry.output
     plan = json.loads(dry.output)
@@ -71,7 +79,7 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
     assert json.loads(again.output)["write_calls"] == 0
 
     runs = runner.invoke(cli, ["runs", "--json"])
-    assert [r["status"] for r in json.loads(runs.output)] == ["ok", "ok", "ok"]
+    assert [r["status"] for r in json.loads(runs.output)] == ["ok", "ok", "ok", "ok"]
 
     report = runner.invoke(cli, ["report", "--html", "report.html"])
     assert report.exit_code == 0, report.output
@@ -79,7 +87,7 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
     html = (tmp_path / "report.html").read_text()
     # Self-contained: no scripts, no external stylesheets, images or fonts (works offline).
     assert "<svg" in html and "<script" not in html and 'src="' not in html and "<link" not in html
-    compare = runner.invoke(cli, ["report", "--compare", "2", "3", "--html", "compare.html"])
+    compare = runner.invoke(cli, ["report", "--compare", "3", "4", "--html", "compare.html"])
     assert compare.exit_code == 0 and "Before vs after" in (tmp_path / "compare.html").read_text()
 
     state = tmp_path / ".clm" / "state.db"
