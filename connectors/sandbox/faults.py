@@ -10,11 +10,15 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from connectors.sandbox.server import Response
+
+#: The kinds this injector applies itself; emulators apply their own kinds through :meth:`FaultInjector.take`.
+GENERIC_KINDS = frozenset({"latency", "status", "timeout", "drop"})
 
 DROP = object()
 """Returned by :meth:`FaultInjector.before` when the connection must be closed without an answer."""
@@ -63,6 +67,27 @@ class FaultInjector:
         with self._lock:
             self._rules.clear()
 
+    def _fires(self, rule: FaultRule, method: str, path: str) -> bool:
+        """Whether ``rule`` fires for this request (counts it as seen/fired); call with the lock held."""
+        if rule.method not in ("*", method) or not path.startswith(rule.path_prefix):
+            return False
+        rule.seen += 1
+        if rule.seen <= rule.after or (rule.count is not None and rule.fired >= rule.count):
+            return False
+        if self._rng.random() >= rule.rate:
+            return False
+        rule.fired += 1
+        return True
+
+    def take(self, kinds: Iterable[str], method: str, path: str) -> FaultRule | None:
+        """The first rule of one of ``kinds`` that fires for this request (emulator-specific faults)."""
+        wanted = set(kinds)
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind in wanted and self._fires(rule, method, path):
+                    return rule
+        return None
+
     def before(self, method: str, path: str) -> Response | object | None:
         """Decide the fate of a request: ``None`` (serve it), a ``Response`` to send instead, or ``DROP``."""
         from connectors.sandbox.server import Response
@@ -71,14 +96,8 @@ class FaultInjector:
         outcome: Response | object | None = None
         with self._lock:
             for rule in self._rules:
-                if rule.method not in ("*", method) or not path.startswith(rule.path_prefix):
+                if rule.kind not in GENERIC_KINDS or not self._fires(rule, method, path):
                     continue
-                rule.seen += 1
-                if rule.seen <= rule.after or (rule.count is not None and rule.fired >= rule.count):
-                    continue
-                if self._rng.random() >= rule.rate:
-                    continue
-                rule.fired += 1
                 if rule.kind in ("latency", "timeout"):
                     delay += rule.seconds
                 elif rule.kind == "drop":

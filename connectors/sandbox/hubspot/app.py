@@ -26,7 +26,6 @@ Latency, 429 bursts, 5xx, timeouts and dropped connections come from the server'
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import traceback
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from connectors.sandbox.faults import FaultRule
+from connectors.sandbox.faults import FaultInjector, FaultRule
 from connectors.sandbox.hubspot import objects, properties
 from connectors.sandbox.hubspot.auth import DEFAULT_TOKEN, OAuthApp, TokenInfo, Tokens
 from connectors.sandbox.hubspot.errors import ApiError, correlation_id, route_not_found, standard_error
@@ -82,8 +81,7 @@ class HubSpotEmulator:
         self.app_id = app_id
         self.request_counts: Counter[str] = Counter()
         self.internal_errors: list[str] = []
-        self._faults: list[FaultRule] = []
-        self._rng = random.Random(fault_seed)
+        self._faults = FaultInjector(fault_seed)
         self._lock = threading.Lock()
         self._routes = self._build_routes()
 
@@ -198,29 +196,14 @@ class HubSpotEmulator:
         if rule.kind not in RECORD_FAULTS + REQUEST_FAULTS:
             raise ValueError(f"unknown HubSpot fault kind {rule.kind!r}; latency, status, timeout and drop "
                              "faults go to the server's FaultInjector")
-        with self._lock:
-            self._faults.append(rule)
-        return rule
+        return self._faults.add(rule)
 
     def clear_faults(self) -> None:
         """Remove every emulator-specific fault."""
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def _fires(self, kinds: Iterable[str], method: str, path: str) -> FaultRule | None:
-        with self._lock:
-            for rule in self._faults:
-                if rule.kind not in kinds or rule.method not in ("*", method) or not path.startswith(
-                        rule.path_prefix):
-                    continue
-                rule.seen += 1
-                if rule.seen <= rule.after or (rule.count is not None and rule.fired >= rule.count):
-                    continue
-                if self._rng.random() >= rule.rate:
-                    continue
-                rule.fired += 1
-                return rule
-        return None
+        return self._faults.take(kinds, method, path)
 
     def _record_fault(self, method: str, path: str) -> objects.RecordFault:
         applies = bool(_WRITES.match(path)) and method in ("POST", "PATCH")

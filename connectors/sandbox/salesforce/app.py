@@ -25,7 +25,6 @@ or ``/services/data/vXX.X/jobs/ingest/{id}/batches`` with method ``PUT`` for Bul
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import traceback
@@ -35,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from connectors.sandbox.faults import FaultRule
+from connectors.sandbox.faults import FaultInjector, FaultRule
 from connectors.sandbox.salesforce import bulk as bulk_api
 from connectors.sandbox.salesforce import rest, tooling
 from connectors.sandbox.salesforce.auth import Credentials, Logins, Sessions
@@ -91,8 +90,7 @@ class SalesforceEmulator:
         self.api_usage = 0
         self.request_counts: Counter[str] = Counter()
         self.internal_errors: list[str] = []
-        self._faults: list[FaultRule] = []
-        self._rng = random.Random(fault_seed)
+        self._faults = FaultInjector(fault_seed)
         self._lock = threading.Lock()
         self._routes = self._build_routes()
 
@@ -169,29 +167,14 @@ class SalesforceEmulator:
         if rule.kind not in RECORD_FAULTS + REQUEST_FAULTS:
             raise ValueError(f"unknown Salesforce fault kind {rule.kind!r}; generic faults go to the server's "
                              "FaultInjector")
-        with self._lock:
-            self._faults.append(rule)
-        return rule
+        return self._faults.add(rule)
 
     def clear_faults(self) -> None:
         """Remove every emulator-specific fault."""
-        with self._lock:
-            self._faults.clear()
+        self._faults.clear()
 
     def _fires(self, kinds: Iterable[str], method: str, path: str) -> FaultRule | None:
-        with self._lock:
-            for rule in self._faults:
-                if rule.kind not in kinds or rule.method not in ("*", method) or not path.startswith(
-                        rule.path_prefix):
-                    continue
-                rule.seen += 1
-                if rule.seen <= rule.after or (rule.count is not None and rule.fired >= rule.count):
-                    continue
-                if self._rng.random() >= rule.rate:
-                    continue
-                rule.fired += 1
-                return rule
-        return None
+        return self._faults.take(kinds, method, path)
 
     def _record_faults(self, method: str, path: str) -> rest.RecordFaults:
         def before(record_id: str | None) -> RecordError | None:
