@@ -23,7 +23,7 @@ from core.fields import OUTPUT_FIELDS
 from core.models import Enrichment, FieldSpec
 from sync.lock import RunLock
 from sync.planner import Plan, make_plan, values_hash
-from sync.state import Rejection, SQLiteState
+from sync.state import Rejection, StateStore
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(step, done, total)``: called as pages are pulled and batches written."""
@@ -100,7 +100,7 @@ def output_specs(config: ClmConfig) -> list[FieldSpec]:
 class SyncRunner:
     """Runs syncs for one configuration, connector and state file."""
 
-    def __init__(self, config: ClmConfig, connector: Connector, state: SQLiteState,
+    def __init__(self, config: ClmConfig, connector: Connector, state: StateStore,
                  progress: Progress | None = None) -> None:
         self.config = config
         self.connector = connector
