@@ -115,7 +115,8 @@ def normalise(points: FloatArray, maximum: float) -> FloatArray:
     """Points as 0-100 relative to ``maximum`` (0 everywhere when nothing positive can be earned)."""
     if maximum <= 0:
         return np.zeros(len(points))
-    return np.asarray(np.round(np.clip(points / maximum, 0.0, 1.0) * 100.0, 1), dtype=np.float64)
+    # Clip before dividing: a huge total over a tiny maximum would overflow on the way to the same 100.
+    return np.asarray(np.round(np.clip(points, 0.0, maximum) / maximum * 100.0, 1), dtype=np.float64)
 
 
 def grades(lead_score: FloatArray, thresholds: GradeThresholds) -> ObjArray:
