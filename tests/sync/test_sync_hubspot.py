@@ -251,3 +251,27 @@ def test_native_lifecyclestage_only_moves_forward(env: Env) -> None:
     assert moved, "some contacts moved forward"
     assert all(is_forward_move(before[i], after[i]) for i in moved), "never backwards"
     assert env.runner(native=True).run(SyncOptions(as_of=env.data.as_of)).write_calls == 0
+
+
+def test_cdnow_through_the_sandbox_reproduces_the_published_bgnbd_fit(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from connectors.sandbox.cdnow import default_cdnow_path, load_cdnow
+
+    path = default_cdnow_path()
+    if path is None:
+        pytest.skip("../shared/data/CDNOW_sample.txt is absent (a user's clone): the published-values check needs it")
+    contacts, deals = load_cdnow(path)
+    server, emulator = start_hubspot_sandbox(contacts, deals, rate_limits=RateLimits.off())
+    try:
+        env = Env(server, emulator, generate(1, seed=1), tmp_path)
+        runner = env.runner()
+        # Pull -> mirror -> enrich, as of the end of the 39-week calibration period (Fader, Hardie & Lee 2005).
+        summary = runner.run(SyncOptions(as_of=datetime(1997, 9, 30, tzinfo=UTC), dry_run=True))
+    finally:
+        server.stop()
+    assert summary.pulled_contacts == 2_357 and summary.pulled_deals == 6_919
+    fit = summary.diagnostics["clv"]["bgnbd"]
+    for name, published in (("r", 0.243), ("alpha", 4.414), ("a", 0.793), ("b", 2.426)):
+        assert fit[name] == pytest.approx(published, abs=1e-3), name
+    assert fit["log_likelihood"] == pytest.approx(-9582.4, abs=0.1)
