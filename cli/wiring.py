@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from connectors.base import Connector
@@ -30,10 +31,12 @@ def connection_id(config: ClmConfig) -> str:
     """Identifies the CRM account a state file belongs to (never contains a secret)."""
     if config.crm.kind == "hubspot":
         return f"hubspot:{config.hubspot.base_url}"
-    import os
-
     assert config.salesforce is not None
-    return f"salesforce:{os.environ.get(config.salesforce.instance_url_env, '?')}"
+    sf = config.salesforce
+    if sf.auth == "token":
+        return f"salesforce:{os.environ.get(sf.instance_url_env, '?')}"
+    # Password and JWT logins learn the instance only when they log in; the user and login domain name the org.
+    return f"salesforce:{os.environ.get(sf.username_env or '', '?')}@{sf.domain}"
 
 
 def build_connector(config: ClmConfig, *, token: str | None = None) -> Connector:
@@ -41,25 +44,17 @@ def build_connector(config: ClmConfig, *, token: str | None = None) -> Connector
     specs = output_specs(config)
     contact_props, deal_props = needed_properties(config)
     options = {spec.name: list(spec.options) for spec in specs if spec.options}
+    # The CRM client libraries take a few hundred milliseconds to import: only the configured one is loaded.
     if config.crm.kind == "hubspot":
         from connectors.hubspot import HubSpotConnector
 
         return HubSpotConnector(config.hubspot, contact_properties=contact_props, deal_properties=deal_props,
                                 owned_fields=specs, enum_options=options, token=token)
-    import importlib
-
-    from core.errors import UsageError
+    from connectors.salesforce import SalesforceConnector
 
     assert config.salesforce is not None
-    try:
-        module = importlib.import_module("connectors.salesforce")
-    except ModuleNotFoundError:
-        raise UsageError("this version of crm-lifecycle has no Salesforce connector yet",
-                         hint="the Salesforce sandbox exists (`clm sandbox serve --crm salesforce`); "
-                              "sync with HubSpot meanwhile") from None
-    connector: Connector = module.SalesforceConnector(
-        config.salesforce, contact_properties=contact_props, deal_properties=deal_props, owned_fields=specs)
-    return connector
+    return SalesforceConnector(config.salesforce, contact_properties=contact_props, deal_properties=deal_props,
+                               owned_fields=specs, enum_options=options)
 
 
 def open_state(config: ClmConfig) -> SQLiteState:

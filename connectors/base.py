@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from core.models import Contact, Deal, FieldSpec
 
@@ -94,6 +94,21 @@ class Connector(Protocol):
 
     def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
         """Credentials, permissions, reachability and our fields, each with a fix when it fails."""
+        ...
+
+
+@runtime_checkable
+class BulkWriter(Protocol):
+    """A connector that can also write a large plan in few API calls (e.g. Salesforce Bulk API 2.0).
+
+    The sync uses :meth:`write_bulk` instead of batches of ``batch_size`` when a plan has more than
+    ``bulk_write_threshold`` records, in chunks it checkpoints one by one.
+    """
+
+    bulk_write_threshold: int
+
+    def write_bulk(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """Write any number of records; one result per input record, in input order."""
         ...
 
 

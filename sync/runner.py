@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Connector, FieldUpdate, WriteResult
+from connectors.base import BulkWriter, Connector, FieldUpdate, WriteResult
 from core.config import ClmConfig
 from core.errors import AuthError, ConnectorError, RateLimited
 from core.fields import OUTPUT_FIELDS
@@ -29,6 +29,9 @@ Progress = Callable[[str, int, int | None], None]
 """``progress(step, done, total)``: called as pages are pulled and batches written."""
 
 MAX_LISTED = 20
+#: Records per bulk write (a connector's Bulk API job): one checkpoint each, so a stop loses at most this much
+#: progress, which the next run finds already in the CRM when it pulls, and does not write again.
+BULK_CHUNK = 10_000
 log = logging.getLogger("clm.sync")
 
 
@@ -299,8 +302,13 @@ class SyncRunner:
         if not plan.writes:
             return
         self.state.save_plan(run_id, plan.writes)
-        size = self.connector.batch_size
+        bulk = self.connector if isinstance(self.connector, BulkWriter) and \
+            len(plan.writes) > self.connector.bulk_write_threshold else None
+        size = BULK_CHUNK if bulk is not None else self.connector.batch_size
         batches = [plan.writes[i:i + size] for i in range(0, len(plan.writes), size)]
+        if bulk is not None:
+            log.info("writing %s records through bulk jobs of up to %s", len(plan.writes), size,
+                     extra={"run_id": run_id, "step": "write"})
         stopped = False
 
         def budgeted() -> Iterator[list[tuple[str, dict[str, Any]]]]:
@@ -313,10 +321,12 @@ class SyncRunner:
 
         def send(batch: list[tuple[str, dict[str, Any]]]) -> tuple[list[tuple[str, dict[str, Any]]],
                                                                    list[WriteResult]]:
-            return batch, self.connector.write([FieldUpdate(rid, values) for rid, values in batch])
+            updates = [FieldUpdate(rid, values) for rid, values in batch]
+            return batch, bulk.write_bulk(updates) if bulk is not None else self.connector.write(updates)
 
         transport = getattr(self.connector, "transport", None)
-        mapper: Callable[..., Iterator[Any]] = transport.map if transport is not None else map
+        # A bulk job already runs server-side in parallel: one at a time keeps each chunk a checkpoint.
+        mapper: Callable[..., Iterator[Any]] = transport.map if transport is not None and bulk is None else map
         done = 0
         for batch, results in mapper(send, budgeted()):
             self._settle(run_id, batch, results, summary)

@@ -57,6 +57,10 @@ class SeedResult:
     account_ids: dict[str, str] = field(default_factory=dict)
     contact_role_ids: list[str] = field(default_factory=list)
     custom_fields: list[str] = field(default_factory=list)
+    contact_fields: dict[str, str] = field(default_factory=dict)
+    """Where each contact property went, as a SOQL field of Contact (``Title``, ``Account.Industry``)."""
+    deal_fields: dict[str, str] = field(default_factory=dict)
+    """Where each deal property went, as an Opportunity field."""
 
 
 @lru_cache(maxsize=4096)
@@ -210,10 +214,12 @@ def seed(store: Store, contacts: Iterable[Contact], deals: Iterable[Deal]) -> Se
                     definition = planner.target(account_obj, name, _ACCOUNT_ALIASES)
                     if definition is not None:
                         account_values[definition.name] = _convert(definition, value)
+                        result.contact_fields[name] = f"Account.{definition.name}"
                     continue
                 definition = planner.target(contact_obj, name, _CONTACT_ALIASES)
                 if definition is not None:
                     values[definition.name] = _convert(definition, value)
+                    result.contact_fields[name] = definition.name
             values.pop("Name", None)
             first, last = _names_from(contact, values)
             values.update({"FirstName": first, "LastName": last, "Email": contact.email})
@@ -241,6 +247,7 @@ def seed(store: Store, contacts: Iterable[Contact], deals: Iterable[Deal]) -> Se
                 definition = planner.target(deal_obj, name, _DEAL_ALIASES)
                 if definition is not None:
                     values[definition.name] = _convert(definition, value)
+                    result.deal_fields[name] = definition.name
             values.setdefault("Name", f"Deal {deal.id}"[:120])
             if deal.status is DealStatus.WON:
                 stage = "Closed Won"

@@ -1,0 +1,180 @@
+"""The Salesforce connector: :class:`connectors.base.Connector` over simple-salesforce.
+
+It ties the pieces together: :mod:`.client` (auth, errors, API budget), :mod:`.pull` (contacts, leads,
+opportunities and contact roles; REST or Bulk 2.0), :mod:`.fields` (our ``CLM_*__c`` fields and their
+field-level security) and :mod:`.writer` (sObject Collections and Bulk 2.0 ingest).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import requests
+from simple_salesforce.api import Salesforce
+
+from connectors.base import CheckResult, FieldStatus, FieldUpdate, Page, WriteResult
+from connectors.salesforce.client import SalesforceApiError, SalesforceClient
+from connectors.salesforce.fields import FieldManager
+from connectors.salesforce.pull import DEAL_KEY, ROLE_KEY, Puller, PullPlan
+from connectors.salesforce.reader import Reader
+from connectors.salesforce.writer import Writer
+from connectors.transport import Transport
+from core.config import SalesforceConfig
+from core.errors import AuthError, ConnectorError
+from core.models import FieldSpec, FieldType
+
+
+class SalesforceConnector:
+    """Pulls Contacts (and Leads), Opportunities and contact roles; writes our ``CLM_*__c`` fields back.
+
+    ``contact_properties``/``deal_properties`` are Salesforce field API names. ``session``, ``transport``,
+    ``instance_url`` and ``session_id`` are for tests and the sandbox (a ``session_id`` is only the first
+    session: password and JWT logins replace it when it expires). Writes above ``bulk_write_threshold``
+    records (default ``bulk_threshold``) should go through :meth:`write_bulk`.
+    """
+
+    name = "salesforce"
+
+    def __init__(
+        self,
+        config: SalesforceConfig,
+        *,
+        contact_properties: Sequence[str] = (),
+        deal_properties: Sequence[str] = (),
+        owned_fields: Sequence[FieldSpec] = (),
+        enum_options: Mapping[str, Sequence[str]] | None = None,
+        session: requests.Session | None = None,
+        transport: Transport | None = None,
+        instance_url: str | None = None,
+        session_id: str | None = None,
+        bulk_write_threshold: int | None = None,
+        timeout: float = 60.0,
+        poll_interval: float = 0.25,
+        lock_backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.batch_size = config.batch_size
+        self.bulk_write_threshold = config.bulk_threshold if bulk_write_threshold is None else bulk_write_threshold
+        self.client = SalesforceClient(config, transport=transport, session=session, instance_url=instance_url,
+                                       session_id=session_id, timeout=timeout)
+        self.transport = self.client.transport
+        self.reader = Reader(self.client, config.page_size, sleep=sleep, poll_interval=poll_interval)
+        self._contact_props = list(dict.fromkeys(contact_properties))
+        self._deal_props = list(dict.fromkeys(deal_properties))
+        self._specs = {spec.name: spec for spec in owned_fields}
+        self._enum_options = {k: list(v) for k, v in (enum_options or {}).items()}
+        self.fields = FieldManager(self.client, config, self.crm_field_name, self._options)
+        self.writer = Writer(self.client, self.reader, self._specs,
+                             {name: self.crm_field_name(name) for name in self._specs}, config.objects,
+                             config.permission_set, lock_backoff=lock_backoff)
+        self.last_pull: Puller | None = None
+
+    def crm_field_name(self, logical: str) -> str:
+        """Our logical field name as a custom field API name (``lead_score`` -> ``CLM_Lead_Score__c``)."""
+        parts = [p for p in re.split(r"[^A-Za-z0-9]+", logical) if p]
+        return f"{self.config.field_prefix}{'_'.join(p[:1].upper() + p[1:] for p in parts)}{self.config.field_suffix}"
+
+    def _options(self, spec: FieldSpec) -> list[str]:
+        if spec.type is not FieldType.ENUM:
+            return []
+        return list(spec.options) or self._enum_options.get(spec.name, [])
+
+    # --- pull --------------------------------------------------------------------------------------------
+
+    def pull(self, cursor: Mapping[str, str] | None) -> Iterator[Page]:
+        """Pages of contacts/leads, then deals; all when ``cursor`` is None, else what changed since.
+
+        The cursor holds one entry per object (``Contact``, ``Lead``, ``Opportunity``,
+        ``OpportunityContactRole``); an object missing from it is pulled in full.
+        """
+        cursor = dict(cursor or {})
+        self.client.read_limits()
+        objects = [*self.config.objects, DEAL_KEY, ROLE_KEY]
+        schemas = {name: self.fields.describe(name) for name in objects}
+        plan = PullPlan(schemas, self.config.objects, self._contact_props,
+                        [self.crm_field_name(n) for n in self._specs], self._deal_props)
+        puller = Puller(self.reader, plan, self.config.bulk_threshold, self.config.page_size)
+        self.last_pull = puller
+        reported = 0
+        pages = (page for source in [*(puller.people(o, cursor.get(o)) for o in self.config.objects),
+                                     puller.deals(cursor)] for page in source)
+        for page in pages:
+            # Field problems (a configured property that does not exist) ride on the next page out.
+            page.problems = [*puller.problems[reported:], *page.problems]
+            reported = len(puller.problems)
+            yield page
+
+    # --- fields -------------------------------------------------------------------------------------------
+
+    def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
+        """Create our missing ``CLM_*__c`` fields on each configured object, add missing picklist values, and
+        grant read/edit on them through the configured permission set (created and assigned when missing).
+
+        One status per field and object; existing fields of another type are reported as conflicts.
+        """
+        for spec in specs:
+            self._specs.setdefault(spec.name, spec)
+            self.writer.crm_names.setdefault(spec.name, self.crm_field_name(spec.name))
+        return self.fields.ensure(specs)
+
+    # --- write --------------------------------------------------------------------------------------------
+
+    def write(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """Write one batch (at most ``batch_size``) through sObject Collections; one result per input."""
+        if len(updates) > self.batch_size:
+            raise ValueError(f"batch of {len(updates)} exceeds salesforce.batch_size={self.batch_size}")
+        return self.writer.write(updates)
+
+    def write_bulk(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """Write any number of records through Bulk API 2.0 update jobs; one result per input, in order.
+
+        Costs a handful of API calls per job instead of one per 200 records. Use it when a plan has more than
+        ``bulk_write_threshold`` records. Locked rows are retried through sObject Collections.
+        """
+        return self.writer.write_bulk(updates, self.batch_size)
+
+    # --- check --------------------------------------------------------------------------------------------
+
+    def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
+        """Credentials, API reachability and allowance, read access, and our fields (present, visible)."""
+        checks: list[CheckResult] = []
+        try:
+            budget = self.client.read_limits()
+            usage = ("" if budget.daily_max is None or budget.daily_remaining is None
+                     else f"; API requests today: {budget.daily_max - budget.daily_remaining:,} of "
+                          f"{budget.daily_max:,}")
+            checks.append(CheckResult("Salesforce reachable, credentials accepted", True,
+                                      f"{self.client.instance_url} (API v{self.config.api_version}){usage}"))
+        except (AuthError, ConnectorError) as exc:
+            checks.append(CheckResult("Salesforce reachable, credentials accepted", False, exc.message,
+                                      exc.hint or "check salesforce.auth and the environment variables it names"))
+            return checks
+        if budget.daily_max is not None and budget.daily_remaining is not None:
+            reserve = self.transport.limiter.limits.daily_reserve
+            ok = budget.daily_remaining > reserve
+            checks.append(CheckResult(
+                "daily API allowance above the reserve", ok,
+                f"{budget.daily_remaining:,} requests left, {reserve:,} kept for other integrations",
+                "" if ok else "wait for the rolling 24 hours to free requests, or lower "
+                              "salesforce.api_reserve_fraction"))
+        for sobject in [*self.config.objects, DEAL_KEY, ROLE_KEY]:
+            name = f"read access to {sobject}"
+            def probe(sf: Salesforce, target: str = sobject) -> Any:
+                return sf.query(f"SELECT Id FROM {target} LIMIT 1", timeout=self.client.timeout)
+
+            try:
+                self.client.call(f"read {sobject}", probe)
+                checks.append(CheckResult(name, True))
+            except (AuthError, SalesforceApiError) as exc:
+                checks.append(CheckResult(name, False, exc.message,
+                                          f"give the integration user's profile or a permission set Read on {sobject}"))
+        try:
+            checks.extend(self.fields.checks(specs))
+        except (AuthError, ConnectorError) as exc:
+            checks.append(CheckResult("our fields readable through the Tooling API", False, exc.message,
+                                      "the integration user needs 'View Setup and Configuration' to list fields"))
+        return checks

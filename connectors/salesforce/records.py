@@ -1,0 +1,292 @@
+"""Salesforce rows as typed values and as our records, and the incremental cursor.
+
+REST answers JSON (numbers, booleans, ``2024-01-31T12:00:00.000+0000``) and Bulk API 2.0 answers CSV (text
+only, ``2024-01-31T12:00:00.000Z``, empty cell = null); both are turned into the same Python values by the
+field's describe type, so the two paths give identical records.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from core.errors import ConnectorError
+from core.models import Contact, Deal, DealStatus, PropertyValue
+
+Row = dict[str, Any]
+"""One record as typed values by field API name (child relationships kept as lists of rows)."""
+
+_NUMBER_KINDS = frozenset({"double", "currency", "percent"})
+_INT_KINDS = frozenset({"int", "long"})
+_COMPOUND_KINDS = frozenset({"address", "location", "anyType", "base64", "complexvalue", "encryptedstring"})
+_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+
+@dataclass(frozen=True)
+class ObjectSchema:
+    """What describe says about one sObject: field types, which fields we may write, its Id prefix."""
+
+    name: str
+    key_prefix: str
+    kinds: Mapping[str, str]
+    updateable: frozenset[str]
+    picklists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    _lower: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_describe(cls, body: Mapping[str, Any]) -> ObjectSchema:
+        """Build from ``GET sobjects/{Object}/describe`` (only fields the user can see are listed)."""
+        fields = body.get("fields") or []
+        kinds = {str(f["name"]): str(f.get("type") or "string") for f in fields}
+        return cls(
+            name=str(body.get("name")),
+            key_prefix=str(body.get("keyPrefix") or ""),
+            kinds=kinds,
+            updateable=frozenset(str(f["name"]) for f in fields if f.get("updateable")),
+            picklists={str(f["name"]): tuple(str(v.get("value")) for v in f.get("picklistValues") or [])
+                       for f in fields if f.get("type") == "picklist"},
+            _lower={name.lower(): name for name in kinds},
+        )
+
+    def canonical(self, name: str) -> str | None:
+        """The field's API name as Salesforce spells it, or None if the user cannot see such a field."""
+        return self._lower.get(name.lower())
+
+    def selectable(self, names: Iterable[str]) -> list[str]:
+        """The given fields that exist and are scalar (compound address/location fields cannot be compared)."""
+        out = []
+        for name in names:
+            canonical = self.canonical(name)
+            if canonical and self.kinds[canonical] not in _COMPOUND_KINDS and canonical not in out:
+                out.append(canonical)
+        return out
+
+
+def utc_datetime(text: str) -> datetime:
+    """Parse a Salesforce dateTime (``…+0000`` from REST, ``…Z`` from Bulk) or date as aware UTC."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def converter(kind: str, *, csv: bool) -> Callable[[Any], PropertyValue]:
+    """A function turning one JSON value (or CSV cell when ``csv``) of a field of this describe type into ours.
+
+    Dates become midnight UTC datetimes (the engine compares datetimes); CSV empty cells are null (Bulk API
+    "Valid Date Format in Records" / null values are exported as empty cells).
+    """
+    if kind in _NUMBER_KINDS:
+        def number(value: Any) -> PropertyValue:
+            return None if value is None or value == "" else float(value)
+        return number
+    if kind in _INT_KINDS:
+        def integer(value: Any) -> PropertyValue:
+            return None if value is None or value == "" else int(float(value))
+        return integer
+    if kind == "boolean":
+        if csv:
+            return lambda value: None if value == "" else value.lower() == "true"
+        return lambda value: value if value is None else bool(value)
+    if kind in ("datetime", "date"):
+        def moment(value: Any) -> PropertyValue:
+            return None if value is None or value == "" else utc_datetime(str(value))
+        return moment
+    if csv:
+        return lambda value: value if value != "" else None
+    return lambda value: value if value is None or isinstance(value, str | int | float | bool) else str(value)
+
+
+class RowReader:
+    """Converts raw rows (REST dicts or CSV cells) of a fixed field list to typed rows."""
+
+    def __init__(self, schema: ObjectSchema, fields: Sequence[str]) -> None:
+        self.fields = list(fields)
+        self._json = [(name, converter(schema.kinds[name], csv=False)) for name in self.fields]
+        self._csv = {name: converter(schema.kinds[name], csv=True) for name in self.fields}
+
+    def from_json(self, raw: Mapping[str, Any]) -> Row:
+        """One REST record (``attributes`` and unselected keys ignored)."""
+        return {name: convert(raw.get(name)) for name, convert in self._json}
+
+    def from_csv(self, header: Sequence[str], cells: Sequence[str]) -> Row:
+        """One Bulk API 2.0 result line."""
+        row: Row = {}
+        for name, cell in zip(header, cells, strict=False):
+            convert = self._csv.get(name)
+            if convert is not None:
+                row[name] = convert(cell)
+        for name in self.fields:
+            row.setdefault(name, None)
+        return row
+
+
+# --- the incremental cursor -------------------------------------------------------------------------------
+
+
+def second_of(moment: datetime) -> datetime:
+    """The whole second a timestamp falls in."""
+    return moment.replace(microsecond=0)
+
+
+def soql_datetime(moment: datetime) -> str:
+    """A SOQL dateTime literal (unquoted, UTC)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HighWater:
+    """The incremental cursor of one object: the latest ``SystemModstamp`` second seen, and which versions of
+    which records were delivered within it (Id and millisecond).
+
+    Why not ``(SystemModstamp, Id)`` keyset pairs: SOQL ignores milliseconds when it compares dateTime values
+    (salesforce.stackexchange.com/q/234824, "The system currently ignores the milliseconds for the purposes of
+    considering two values equal"), so within one second neither ``=`` nor the order of Ids can be trusted to
+    match ours. The next window asks ``SystemModstamp >= <that second>`` and drops only the exact versions
+    already delivered in it; a record changed again within the same second has another millisecond and comes
+    again. Nothing is skipped, nothing is repeated, whatever the sub-second semantics of the server.
+    Cursor text: ``2024-01-31T12:00:05Z|<id>.<ms>,<id>.<ms>,...``.
+    """
+
+    def __init__(self, cursor: str | None) -> None:
+        self.start_second: datetime | None = None
+        self.start_ids: dict[str, int] = {}
+        if cursor:
+            stamp, _, seen = cursor.partition("|")
+            try:
+                self.start_second = second_of(utc_datetime(stamp))
+                for item in seen.split(","):
+                    if item:
+                        record_id, _, ms = item.partition(".")
+                        self.start_ids[record_id] = int(ms or -1)
+            except ValueError:
+                raise ConnectorError(f"the stored Salesforce cursor '{cursor[:60]}' is unreadable",
+                                     hint="run `clm sync --full` once to rebuild the mirror") from None
+        self.second = self.start_second
+        self.ids: dict[str, int] = dict(self.start_ids)
+
+    @property
+    def incremental(self) -> bool:
+        """Whether there was a cursor (else this is a full pull)."""
+        return self.start_second is not None
+
+    def where(self, field_name: str = "SystemModstamp") -> str:
+        """The SOQL condition of the window after the cursor ('' for a full pull)."""
+        if self.second is None:
+            return ""
+        return f"{field_name} >= {soql_datetime(self.second)}"
+
+    def fresh(self, moment: datetime, record_id: str, *, ordered: bool) -> bool:
+        """Whether a row is new to this pull; records it.
+
+        ``ordered`` rows arrive in ``SystemModstamp`` order (REST pages of one query, possibly restarted from
+        this cursor): a version seen in the current second is a repeat. Unordered rows (a Bulk job's result)
+        are unique within the job: only the starting cursor's versions repeat.
+        """
+        second = second_of(moment)
+        ms = moment.microsecond // 1000
+        if ordered:
+            repeat = second == self.second and self.ids.get(record_id) == ms
+        else:
+            repeat = second == self.start_second and self.start_ids.get(record_id) == ms
+        if repeat:
+            return False
+        if self.second is None or second > self.second:
+            self.second, self.ids = second, {record_id: ms}
+        elif second == self.second:
+            self.ids[record_id] = ms
+        return True
+
+    def value(self) -> str | None:
+        """The cursor text to store (None before any row)."""
+        if self.second is None:
+            return None
+        return f"{soql_datetime(self.second)}|{','.join(f'{i}.{ms:03d}' for i, ms in sorted(self.ids.items()))}"
+
+
+def soql_ids(ids: Iterable[str]) -> str:
+    """``'id1','id2'`` for an ``IN (...)`` list; refuses anything that is not a Salesforce Id."""
+    out = []
+    for record_id in ids:
+        if not _ID.match(record_id):
+            raise ConnectorError(f"'{record_id[:40]}' is not a Salesforce record Id")
+        out.append(f"'{record_id}'")
+    return ",".join(out)
+
+
+# --- our records ---------------------------------------------------------------------------------------------
+
+
+def properties(row: Row, wanted: Mapping[str, str]) -> dict[str, PropertyValue]:
+    """``{name as configured: value}`` for the wanted fields that have a value (``wanted``: name -> API name)."""
+    out: dict[str, PropertyValue] = {}
+    for name, api_name in wanted.items():
+        value = row.get(api_name)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def to_contact(row: Row, wanted: Mapping[str, str]) -> Contact:
+    """A Contact or Lead row as our contact."""
+    created = row.get("CreatedDate")
+    return Contact(
+        id=str(row["Id"]),
+        email=row.get("Email") or None,
+        created_at=created if isinstance(created, datetime) else datetime.now(UTC),
+        updated_at=row.get("LastModifiedDate"),
+        properties=properties(row, wanted),
+    )
+
+
+@dataclass(frozen=True, order=True)
+class Role:
+    """One OpportunityContactRole, ordered primary first, then oldest first (ties by Id)."""
+
+    not_primary: bool
+    created: datetime
+    id: str
+    contact_id: str = field(compare=False)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Role:
+        """From a typed OpportunityContactRole row."""
+        created = row.get("CreatedDate")
+        return cls(not bool(row.get("IsPrimary")), created if isinstance(created, datetime) else datetime.min.replace(
+            tzinfo=UTC), str(row["Id"]), str(row.get("ContactId") or ""))
+
+
+def ordered_contacts(roles: Iterable[Role]) -> tuple[str, ...]:
+    """The people of a deal from its contact roles: the primary first, each once."""
+    return tuple(dict.fromkeys(r.contact_id for r in sorted(roles) if r.contact_id))
+
+
+def deal_status(row: Mapping[str, Any]) -> DealStatus:
+    """``IsWon`` → won; ``IsClosed`` (and not won) → lost; otherwise open."""
+    if row.get("IsWon"):
+        return DealStatus.WON
+    return DealStatus.LOST if row.get("IsClosed") else DealStatus.OPEN
+
+
+def to_deal(row: Row, contact_ids: tuple[str, ...], wanted: Mapping[str, str]) -> Deal:
+    """An Opportunity row as our deal.
+
+    ``CloseDate`` is the close date of a closed opportunity but only the *expected* one of an open opportunity,
+    so an open deal gets no ``closed_at``.
+    """
+    status = deal_status(row)
+    created = row.get("CreatedDate")
+    amount = row.get("Amount")
+    return Deal(
+        id=str(row["Id"]),
+        amount=float(amount) if amount is not None else None,
+        currency=row.get("CurrencyIsoCode") or None,
+        pipeline=None,
+        stage=row.get("StageName") or None,
+        status=status,
+        created_at=created if isinstance(created, datetime) else datetime.now(UTC),
+        closed_at=row.get("CloseDate") if status is not DealStatus.OPEN else None,
+        updated_at=row.get("LastModifiedDate"),
+        contact_ids=contact_ids,
+        properties=properties(row, wanted),
+    )
