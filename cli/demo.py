@@ -8,6 +8,7 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,43 @@ def demo_config(base_url: str, state_path: Path) -> ClmConfig:
     raw["hubspot"].update({"base_url": base_url, "requests_per_10s": 190, "daily_limit": 625_000})
     raw["sync"]["state_path"] = str(state_path)
     return parse_config(raw, "demo")
+
+
+#: Where the starter configuration names contact and deal properties (scoring rules, predictive features,
+#: next-best-action criteria, MEDDIC).
+_PROPERTY_KEYS = ("field", "per", "decay_field")
+
+
+def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], deal_fields: Mapping[str, str],
+                           **salesforce: Any) -> ClmConfig:
+    """The starter configuration with its properties renamed to where the Salesforce sandbox put them.
+
+    ``contact_fields``/``deal_fields`` are the seed's mapping (``jobtitle`` -> ``Title``, ``industry`` ->
+    ``Account.Industry``): the same data and rules as the HubSpot demo, in a Salesforce org's terms.
+    """
+    raw: dict[str, Any] = tomllib.loads(starter_config("hubspot"))
+
+    def rename(node: Any, names: Mapping[str, str]) -> Any:
+        if isinstance(node, dict):
+            return {k: names.get(v, v) if k in _PROPERTY_KEYS and isinstance(v, str) else rename(v, names)
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [rename(item, names) for item in node]
+        return node
+
+    raw = rename(raw, contact_fields)
+    raw["predictive"]["features"] = [contact_fields.get(f, f) for f in raw["predictive"]["features"]]
+    raw["data"]["contact_properties"] = {contact_fields[k]: v for k, v in raw["data"]["contact_properties"].items()
+                                         if k in contact_fields}
+    raw["data"]["deal_properties"] = {deal_fields[k]: v for k, v in raw["data"]["deal_properties"].items()
+                                      if k in deal_fields}
+    meddic = {**ClmConfig().meddic.model_dump(), **raw.get("meddic", {})}
+    raw["meddic"] = {k: deal_fields.get(v, v) if v else v for k, v in meddic.items()}
+    raw["crm"] = {"kind": "salesforce"}
+    raw["salesforce"] = {"auth": "token", "api_version": "59.0", **salesforce}
+    raw.pop("hubspot", None)
+    raw["sync"]["state_path"] = str(state_path)
+    return parse_config(raw, "salesforce demo")
 
 
 @cli.command()

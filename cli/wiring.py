@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from connectors.base import Connector
 from core.config import ClmConfig, load_config
@@ -39,8 +40,12 @@ def connection_id(config: ClmConfig) -> str:
     return f"salesforce:{os.environ.get(sf.username_env or '', '?')}@{sf.domain}"
 
 
-def build_connector(config: ClmConfig, *, token: str | None = None) -> Connector:
-    """The configured CRM's connector (``token`` overrides the environment, for the sandbox)."""
+def build_connector(config: ClmConfig, *, token: str | None = None, **sandbox: Any) -> Connector:
+    """The configured CRM's connector.
+
+    ``token`` (HubSpot) and ``sandbox`` (Salesforce: ``session``, ``instance_url``, ``session_id``) override the
+    environment, for the sandbox CRMs.
+    """
     specs = output_specs(config)
     contact_props, deal_props = needed_properties(config)
     options = {spec.name: list(spec.options) for spec in specs if spec.options}
@@ -54,7 +59,7 @@ def build_connector(config: ClmConfig, *, token: str | None = None) -> Connector
 
     assert config.salesforce is not None
     return SalesforceConnector(config.salesforce, contact_properties=contact_props, deal_properties=deal_props,
-                               owned_fields=specs, enum_options=options)
+                               owned_fields=specs, enum_options=options, **sandbox)
 
 
 def open_state(config: ClmConfig) -> SQLiteState:

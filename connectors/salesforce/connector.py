@@ -20,6 +20,7 @@ from connectors.salesforce.client import SalesforceApiError, SalesforceClient
 from connectors.salesforce.fields import FieldManager
 from connectors.salesforce.pull import DEAL_KEY, ROLE_KEY, Puller, PullPlan
 from connectors.salesforce.reader import Reader
+from connectors.salesforce.records import ObjectSchema
 from connectors.salesforce.writer import Writer
 from connectors.transport import Transport
 from core.config import SalesforceConfig
@@ -95,6 +96,10 @@ class SalesforceConnector:
         self.client.read_limits()
         objects = [*self.config.objects, DEAL_KEY, ROLE_KEY]
         schemas = {name: self.fields.describe(name) for name in objects}
+        parents: dict[str, ObjectSchema] = {}
+        for sobject in objects:
+            props = self._deal_props if sobject == DEAL_KEY else self._contact_props
+            schemas[sobject] = self._with_parents(schemas[sobject], props, parents)
         plan = PullPlan(schemas, self.config.objects, self._contact_props,
                         [self.crm_field_name(n) for n in self._specs], self._deal_props)
         puller = Puller(self.reader, plan, self.config.bulk_threshold, self.config.page_size)
@@ -107,6 +112,24 @@ class SalesforceConnector:
             page.problems = [*puller.problems[reported:], *page.problems]
             reported = len(puller.problems)
             yield page
+
+    def _with_parents(self, schema: ObjectSchema, props: Sequence[str], parents: dict[str, ObjectSchema]
+                      ) -> ObjectSchema:
+        """Add the configured parent fields (``Account.Industry``: one lookup hop) to an object's schema, so
+        that fit criteria can use the company's data; unknown ones are reported by the pull."""
+        extra: dict[str, str] = {}
+        for name in props:
+            relation_name, dot, leaf = name.partition(".")
+            relation = schema.relations.get(relation_name.lower()) if dot and "." not in leaf else None
+            if relation is None:
+                continue
+            if relation[1] not in parents:
+                parents[relation[1]] = self.fields.describe(relation[1])
+            parent = parents[relation[1]]
+            canonical = parent.canonical(leaf)
+            if canonical is not None:
+                extra[f"{relation[0]}.{canonical}"] = parent.kinds[canonical]
+        return schema.with_parent_fields(extra) if extra else schema
 
     # --- fields -------------------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,8 @@ class ObjectSchema:
     kinds: Mapping[str, str]
     updateable: frozenset[str]
     picklists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    relations: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Lookup relationships by lower-case name: ``account`` -> (``Account``, the object it points to)."""
     _lower: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -48,8 +50,16 @@ class ObjectSchema:
             updateable=frozenset(str(f["name"]) for f in fields if f.get("updateable")),
             picklists={str(f["name"]): tuple(str(v.get("value")) for v in f.get("picklistValues") or [])
                        for f in fields if f.get("type") == "picklist"},
+            relations={str(f["relationshipName"]).lower(): (str(f["relationshipName"]), str(f["referenceTo"][0]))
+                       for f in fields if f.get("relationshipName") and f.get("referenceTo")},
             _lower={name.lower(): name for name in kinds},
         )
+
+    def with_parent_fields(self, extra: Mapping[str, str]) -> ObjectSchema:
+        """This schema plus read-only parent fields (``Account.Industry`` -> its describe type), which SOQL
+        selects through the lookup relationship."""
+        kinds = {**self.kinds, **extra}
+        return replace(self, kinds=kinds, _lower={name.lower(): name for name in kinds})
 
     def canonical(self, name: str) -> str | None:
         """The field's API name as Salesforce spells it, or None if the user cannot see such a field."""
@@ -103,12 +113,12 @@ class RowReader:
 
     def __init__(self, schema: ObjectSchema, fields: Sequence[str]) -> None:
         self.fields = list(fields)
-        self._json = [(name, converter(schema.kinds[name], csv=False)) for name in self.fields]
+        self._json = [(name, _getter(name), converter(schema.kinds[name], csv=False)) for name in self.fields]
         self._csv = {name: converter(schema.kinds[name], csv=True) for name in self.fields}
 
     def from_json(self, raw: Mapping[str, Any]) -> Row:
         """One REST record (``attributes`` and unselected keys ignored)."""
-        return {name: convert(raw.get(name)) for name, convert in self._json}
+        return {name: convert(get(raw)) for name, get, convert in self._json}
 
     def from_csv(self, header: Sequence[str], cells: Sequence[str]) -> Row:
         """One Bulk API 2.0 result line."""
@@ -120,6 +130,19 @@ class RowReader:
         for name in self.fields:
             row.setdefault(name, None)
         return row
+
+
+def _getter(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    """Reads a field from a REST record; a parent field (``Account.Industry``) is nested under its relationship,
+    which is null when the lookup is empty."""
+    if "." not in name:
+        return lambda raw: raw.get(name)
+    relation, leaf = name.split(".", 1)
+
+    def nested(raw: Mapping[str, Any]) -> Any:
+        parent = raw.get(relation)
+        return parent.get(leaf) if isinstance(parent, Mapping) else None
+    return nested
 
 
 # --- the incremental cursor -------------------------------------------------------------------------------

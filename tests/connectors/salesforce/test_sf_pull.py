@@ -279,3 +279,25 @@ def _client(org: Org) -> Any:
 
     return Salesforce(instance_url=org.server.url, session_id=org.emulator.session_id,
                       session=client_session(org.server), version="59.0")
+
+
+def test_parent_account_fields_come_through_rest_and_bulk_alike(small: Org) -> None:
+    props = ["Title", "account.industry", "Account.NumberOfEmployees", "Account.No_Such__c", "Owner.Nope"]
+    rest = small.connector(contact_props=props)
+    bulk = small.connector(contact_props=props, bulk_threshold=0)
+    pages, _ = pull_all(rest, None)
+    contacts, _, _, _ = flat(pages)
+    accounts = stored(small, "Account")
+    with_account = 0
+    for contact_id, record in stored(small, "Contact").items():
+        account = accounts.get(record.get("AccountId") or "")
+        expected = {"Title": record.get("Title"),
+                    "account.industry": account and account.get("Industry"),
+                    "Account.NumberOfEmployees": account and account.get("NumberOfEmployees")}
+        assert contacts[contact_id].properties == {k: v for k, v in expected.items() if v is not None}
+        with_account += bool(account and account.get("Industry"))
+    assert with_account > 100, "the generated data gives most contacts a company with an industry"
+    problems = [p for page in pages for p in page.problems]
+    assert len(problems) == 2 and any("Account.No_Such__c" in p for p in problems)
+    bulk_contacts, _, _, _ = flat(pull_all(bulk, None)[0])
+    assert bulk_contacts == contacts
