@@ -8,7 +8,8 @@ import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from cli.commands import config_option, progress_bars, show_summary
 from cli.main import cli, starter_config
 from cli.output import console, emit_json, handles_errors, json_option
 from cli.report import print_terminal, render_html
+from connectors.base import Connector
 from core.config import ClmConfig, parse_config
 from core.errors import UsageError
 from sync.runner import SyncOptions, SyncRunner, output_specs
@@ -72,6 +74,8 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
 
 
 @cli.command()
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]), default="hubspot", show_default=True,
+              help="Which sandbox CRM to sync with.")
 @click.option("--contacts", "size", default=5000, show_default=True, help="How many contacts to generate.")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path("clm-demo-report.html"),
@@ -79,56 +83,98 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
 @click.option("--workdir", type=click.Path(path_type=Path), help="Keep the demo's state here (default: temporary).")
 @json_option
 @handles_errors
-def demo(size: int, seed: int, report_path: Path, workdir: Path | None, as_json: bool) -> None:
-    """Run a real sync against the built-in HubSpot sandbox: no account needed.
+def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None, as_json: bool) -> None:
+    """Run a real sync against a built-in sandbox CRM: no account needed.
 
-    Starts the sandbox in-process, seeds it with generated contacts and deals, creates our properties, syncs
-    through the HubSpot connector (official client, real HTTP, HubSpot's rate limits), shows what it wrote,
-    syncs again to show that nothing changes, and writes the HTML report.
+    Starts the sandbox (HubSpot, or Salesforce over TLS) in-process, seeds it with generated contacts and deals,
+    creates our fields, syncs through the connector (the official client, real HTTP, the CRM's limits), shows
+    what it wrote, syncs again to show that nothing changes, and writes the HTML report.
     """
     from connectors.sandbox.generator import generate
-    from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
 
     started = time.monotonic()
     say = (lambda *a, **k: None) if as_json else console.print
     say(f"[bold]crm-lifecycle demo[/]: generating {size:,} contacts and their deals (seed {seed})…")
     data = generate(size, seed=seed)
-    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
-                                             rate_limits=RateLimits.professional())
-    say(f"HubSpot sandbox at {server.url}: {emulator.count('contacts'):,} contacts, "
-        f"{emulator.count('deals'):,} deals (190 requests / 10 s, as HubSpot Professional)")
     temp = None if workdir else tempfile.TemporaryDirectory(prefix="clm-demo-")
     root = workdir or Path(temp.name if temp else ".")
     try:
-        config = demo_config(server.url, root / "state.db")
-        connector = wiring.build_connector(config, token=emulator.token)
-        created = connector.ensure_fields(output_specs(config))
-        say(f"properties: {sum(s.action == 'created' for s in created)} created in group "
-            f"'{config.hubspot.property_group}'")
-        state = SQLiteState(config.sync.state_path, wiring.connection_id(config))
-        with progress_bars(not as_json) as progress:
-            runner = SyncRunner(config, connector, state, progress=progress)
-            first = runner.run(SyncOptions(as_of=data.as_of))
-        if not as_json:
-            show_summary(first, False)
-            _show_results(runner, data.as_of, emulator, first.samples)
-        second = runner.run(SyncOptions(as_of=data.as_of))
-        say(f"\nsecond sync: pulled {second.pulled_contacts:,} changed contacts (our own writes), planned "
-            f"{second.planned_records:,} updates, made [bold]{second.write_calls}[/] write calls — nothing changed.")
-        latest = state.run(first.run_id)
-        report_path.write_text(render_html(latest), encoding="utf-8")
-        say(f"report: {report_path.resolve()}  ({time.monotonic() - started:.1f}s in all)")
-        if as_json:
-            emit_json({"ok": True, "first": first.to_dict(), "second": second.to_dict(),
-                       "report": str(report_path), "seconds": round(time.monotonic() - started, 2)})
-        state.close()
+        with _sandbox(crm, data, root, say) as (config, connector, crm_value):
+            created = connector.ensure_fields(output_specs(config))
+            say(f"fields: {sum(s.action == 'created' for s in created)} created, "
+                f"{sum(s.action in ('exists', 'updated') for s in created)} already there")
+            state = SQLiteState(config.sync.state_path, wiring.connection_id(config))
+            with progress_bars(not as_json) as progress:
+                runner = SyncRunner(config, connector, state, progress=progress)
+                first = runner.run(SyncOptions(as_of=data.as_of))
+            if not as_json:
+                show_summary(first, False)
+                _show_results(runner, data.as_of, crm_value, first.samples)
+            second = runner.run(SyncOptions(as_of=data.as_of))
+            say(f"\nsecond sync: pulled {second.pulled_contacts:,} changed contacts (our own writes), planned "
+                f"{second.planned_records:,} updates, made [bold]{second.write_calls}[/] write calls — nothing "
+                "changed.")
+            latest = state.run(first.run_id)
+            report_path.write_text(render_html(latest), encoding="utf-8")
+            say(f"report: {report_path.resolve()}  ({time.monotonic() - started:.1f}s in all)")
+            if as_json:
+                emit_json({"ok": True, "crm": crm, "first": first.to_dict(), "second": second.to_dict(),
+                           "report": str(report_path), "seconds": round(time.monotonic() - started, 2)})
+            state.close()
     finally:
-        server.stop()
         if temp:
             temp.cleanup()
 
 
-def _show_results(runner: SyncRunner, as_of: Any, emulator: Any, samples: list[dict[str, Any]]) -> None:
+CrmValue = Callable[[str, str], Any]
+"""The value a sandbox CRM holds now for (record id, our logical field name)."""
+
+
+@contextmanager
+def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
+             ) -> Iterator[tuple[ClmConfig, Connector, CrmValue]]:
+    """Start the chosen sandbox seeded with ``data``; yield a configuration, a connector and a value reader."""
+    if crm == "hubspot":
+        from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
+
+        server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                                 rate_limits=RateLimits.professional())
+        try:
+            say(f"HubSpot sandbox at {server.url}: {emulator.count('contacts'):,} contacts, "
+                f"{emulator.count('deals'):,} deals (190 requests / 10 s, as HubSpot Professional)")
+            config = demo_config(server.url, root / "state.db")
+            connector = wiring.build_connector(config, token=emulator.token)
+
+            def hubspot_value(record_id: str, name: str) -> Any:
+                return ((emulator.record("contacts", record_id) or {}).get("properties") or {}).get(
+                    connector.crm_field_name(name))
+
+            yield config, connector, hubspot_value
+        finally:
+            server.stop()
+        return
+    from connectors.sandbox.salesforce import SalesforceEmulator, client_session, start_salesforce_sandbox
+
+    org = SalesforceEmulator()
+    seeded = org.seed(data.contact_records(), data.deal_records())
+    sf_server, org = start_salesforce_sandbox(tls_dir=root / "tls", emulator=org)
+    try:
+        say(f"Salesforce sandbox at {sf_server.url} (TLS): {len(seeded.contact_ids):,} contacts, "
+            f"{len(seeded.deal_ids):,} opportunities, {len(seeded.contact_role_ids):,} contact roles, "
+            f"{len(seeded.account_ids):,} accounts")
+        config = salesforce_demo_config(root / "state.db", seeded.contact_fields, seeded.deal_fields)
+        sf_connector = wiring.build_connector(config, session=client_session(sf_server), instance_url=sf_server.url,
+                                              session_id=org.session_id)
+
+        def salesforce_value(record_id: str, name: str) -> Any:
+            return (org.record(record_id) or {}).get(sf_connector.crm_field_name(name))
+
+        yield config, sf_connector, salesforce_value
+    finally:
+        sf_server.stop()
+
+
+def _show_results(runner: SyncRunner, as_of: Any, crm_value: CrmValue, samples: list[dict[str, Any]]) -> None:
     records, metrics, _ = runner.compute(as_of)
     print_terminal(RunRecord(0, "", None, "ok", "demo", as_of.isoformat(), {}, metrics), console)
     grades = metrics.get("scores", {}).get("grade_counts", {})
@@ -144,11 +190,10 @@ def _show_results(runner: SyncRunner, as_of: Any, emulator: Any, samples: list[d
     console.print(table)
     if samples:
         sample = samples[0]
-        stored = emulator.record("contacts", sample["record_id"]) or {"properties": {}}
         table = Table("field", "before", "after (in the sandbox CRM now)", title=f"Contact {sample['record_id']}")
         for name in sample["after"]:
-            table.add_row(name, str(sample["before"].get(name) or "–"),
-                          str(stored["properties"].get(f"clm_{name}", "")))
+            now = crm_value(sample["record_id"], name)
+            table.add_row(name, str(sample["before"].get(name) or "–"), "" if now is None else str(now))
         console.print(table)
 
 
@@ -223,14 +268,19 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
                                                  rate_limits=RateLimits() if rate_limit else RateLimits.off())
         servers.append(server)
         info = hubspot_info(server, emulator)
-        console.print(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
-                      f"  in clm.toml: [hubspot] base_url = \"{info['base_url']}\"")
+        # Plain echo: these lines are copied into a shell and a TOML file (no wrapping, no markup).
+        click.echo(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
+                   f"  in clm.toml: [hubspot] base_url = \"{info['base_url']}\"")
     if crm in ("salesforce", "both"):
         sf_server, sf_emulator = start_salesforce_sandbox(contacts, deals, tls_dir=state_dir / "tls")
         servers.append(sf_server)
-        for key, value in salesforce_info(sf_server, sf_emulator).items():
-            console.print(f"  salesforce {key}: {value}")
-    console.print("serving; press Ctrl-C to stop")
+        info = salesforce_info(sf_server, sf_emulator)
+        # Token auth: simple-salesforce's logins go to *.salesforce.com, which only the in-process tests reroute.
+        click.echo(f"Salesforce sandbox: {info['instance_url']}\n"
+                   f"  export SF_INSTANCE_URL={info['instance_url']} SF_ACCESS_TOKEN='{info['session_id']}' "
+                   f"REQUESTS_CA_BUNDLE={Path(info['ca_path']).resolve()}\n"
+                   "  in clm.toml: [salesforce] auth = \"token\", api_version = \"59.0\"")
+    click.echo("serving; press Ctrl-C to stop")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

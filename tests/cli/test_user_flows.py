@@ -126,9 +126,21 @@ def test_demo_command_output_and_report(tmp_path: Path) -> None:
                             env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"})
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
-    for expected in ("HubSpot sandbox at http://127.0.0.1", "properties: 13 created", "wrote 1,500 records",
+    for expected in ("HubSpot sandbox at http://127.0.0.1", "fields: 13 created", "wrote 1,500 records",
                      "Top customers by CLV", "made 0 write calls", "report:"):
         assert expected in out, expected
+    assert report.exists() and "Contacts per stage" in report.read_text()
+
+
+def test_demo_against_the_salesforce_sandbox(tmp_path: Path) -> None:
+    report = tmp_path / "demo.html"
+    result = subprocess.run([sys.executable, "-c", CLM, "demo", "--crm", "salesforce", "--contacts", "1200",
+                             "--report", str(report), "--json"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["crm"] == "salesforce" and out["first"]["status"] == "ok" and out["first"]["problems"] == []
+    assert out["first"]["written_records"] == 1_200 and out["second"]["write_calls"] == 0
     assert report.exists() and "Contacts per stage" in report.read_text()
 
 
