@@ -67,17 +67,30 @@ def crm_state(emulator: HubSpotEmulator) -> dict[str, dict[str, str]]:
     return out
 
 
-def test_first_sync_writes_what_enrich_computes_and_the_second_writes_nothing(env: Env) -> None:
+@pytest.fixture(scope="module")
+def large(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    e = start(tmp_path_factory.mktemp("hubspot-50k"), 50_000)
+    yield e
+    e.server.stop()
+
+
+@pytest.mark.slow
+def test_first_sync_writes_what_enrich_computes_and_the_second_writes_nothing(large: Env) -> None:
+    env = large
     runner = env.runner()
     runner.connector.ensure_fields(runner.specs)
     first = runner.run(SyncOptions(as_of=env.data.as_of))
-    assert first.status == "ok" and first.written_records == 2_000 and first.rejected_count == 0
+    assert first.status == "ok" and first.written_records == 50_000 and first.rejected_count == 0
     # The values in the CRM equal enrich run directly on the same data.
     direct = {r.contact_id: r for r in enrich(env.data.contact_records(), env.data.deal_records(), runner.config,
                                               env.data.as_of).records()}
     specs = {s.name: s for s in output_specs(runner.config)}
-    for contact_id, props in list(crm_state(env.emulator).items())[::37]:
+    crm = crm_state(env.emulator)
+    assert set(crm) == set(direct)
+    for contact_id, props in crm.items():
         expected = direct[contact_id].model_dump()
+        # Every field with a value is written (P(alive) has none before a first purchase).
+        assert set(props) == {f"clm_{n}" for n in specs if n != "computed_at" and expected[n] is not None}
         for name, spec in specs.items():
             if name == "computed_at":
                 continue
