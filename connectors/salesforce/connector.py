@@ -163,7 +163,11 @@ class SalesforceConnector:
     # --- check --------------------------------------------------------------------------------------------
 
     def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
-        """Credentials, API reachability and allowance, read access, and our fields (present, visible)."""
+        """Credentials, API reachability and allowance, read access, and our fields (present, visible).
+
+        Stops after the first line that leaves nothing else checkable: credentials refused, or the daily allowance
+        down to the reserve (no request may be spent then).
+        """
         checks: list[CheckResult] = []
         try:
             budget = self.client.read_limits()
@@ -181,9 +185,12 @@ class SalesforceConnector:
             ok = budget.daily_remaining > reserve
             checks.append(CheckResult(
                 "daily API allowance above the reserve", ok,
-                f"{budget.daily_remaining:,} requests left, {reserve:,} kept for other integrations",
+                f"{budget.daily_remaining:,} requests left, {reserve:,} kept for other integrations"
+                + ("" if ok else "; the checks below need API requests and were not run"),
                 "" if ok else "wait for the rolling 24 hours to free requests, or lower "
                               "salesforce.api_reserve_fraction"))
+            if not ok:
+                return checks  # the limiter now refuses every request: probing further would only raise
         for sobject in [*self.config.objects, DEAL_KEY, ROLE_KEY]:
             name = f"read access to {sobject}"
             def probe(sf: Salesforce, target: str = sobject) -> Any:

@@ -144,6 +144,11 @@ class FieldManager:
         found = body.get("Metadata") if isinstance(body, Mapping) else None
         return dict(found) if isinstance(found, Mapping) else {}
 
+    def _tooling_kind(self, tooling_id: str, meta: Mapping[str, Any] | None = None) -> str:
+        """The describe type of a field from its Tooling ``Metadata.type`` (for fields hidden from describe)."""
+        kind = str((meta if meta is not None else self._metadata(tooling_id)).get("type"))
+        return METADATA_TYPES.get(kind, kind)
+
     def inspect(self, specs: Sequence[FieldSpec]) -> list[FieldsReport]:
         """Where our fields stand on each configured object (for ``clm check``)."""
         reports = []
@@ -156,10 +161,14 @@ class FieldManager:
                 found = existing.get(name)
                 if found is None:
                     report.missing.append(name)
+                    continue
+                # A hidden field's type is only known to the Tooling API; one of another type is a conflict that
+                # granting access would not fix, so it must not be reported as merely hidden.
+                kind = found.kind if found.visible else self._tooling_kind(found.tooling_id)
+                if kind not in ACCEPTED[spec.type]:
+                    report.conflicts.append(f"{name} ({kind})")
                 elif not found.visible:
                     report.hidden.append(name)
-                elif found.kind not in ACCEPTED[spec.type]:
-                    report.conflicts.append(f"{name} ({found.kind})")
                 elif not found.editable:
                     report.read_only.append(name)
             reports.append(report)
@@ -204,7 +213,7 @@ class FieldManager:
         meta: dict[str, Any] | None = None
         if kind is None:  # hidden from describe: ask the Tooling API what it is
             meta = self._metadata(found.tooling_id)
-            kind = METADATA_TYPES.get(str(meta.get("type")), str(meta.get("type")))
+            kind = self._tooling_kind(found.tooling_id, meta)
         if kind not in ACCEPTED[spec.type]:
             return FieldStatus(spec.name, qualified, "conflict",
                                f"exists as type '{kind}', we need one of {sorted(ACCEPTED[spec.type])}; left "

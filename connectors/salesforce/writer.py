@@ -14,6 +14,12 @@ Each is mapped to a :class:`connectors.base.WriteResult`:
 Some errors refuse the *whole* request (400 ``JSON_PARSER_ERROR``, ``INVALID_FIELD`` "No such column"): the
 records carrying the field the error names are set aside as rejected and the others sent again; when nothing
 can be pinned down the batch is split in two, so one bad record costs O(log n) calls, never the batch.
+
+A stop (daily limit, refused session, Salesforce down after retries) raises only while Salesforce has answered
+nothing of the batch (Ids refused locally, such as another object's, do not count). Once Salesforce has answered
+for some of its records (say the limit is met by a lock retry), the batch returns those results and reports its
+unsent records as ``transient``; the next batch meets the same stop before sending anything, so every write
+that happened is in some batch's results.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from connectors.base import FieldUpdate, WriteResult
 from connectors.salesforce.client import SalesforceApiError, SalesforceClient
 from connectors.salesforce.reader import Reader, bulk_client
 from connectors.transport import Transient
-from core.errors import ConnectorError, RateLimited
+from core.errors import AuthError, ConnectorError, RateLimited
 from core.models import FieldSpec, FieldType
 
 #: Standard key prefixes of the objects we write (Id prefixes are fixed across orgs).
@@ -248,9 +254,12 @@ class Writer:
 
     def write(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         """One batch (≤ 200): one result per input, in input order."""
+        refused: dict[int, WriteResult] = {}
+        records = self._prepare(updates, refused)
+        # ``results`` holds only what Salesforce answered, so an empty one means nothing of the batch got through.
         results: dict[int, WriteResult] = {}
-        records = self._prepare(updates, results)
         self._write(records, results, fresh=True)
+        results.update(refused)
         return [results[i] for i in range(len(updates))]
 
     def _write(self, records: list[_Record], results: dict[int, WriteResult], *, fresh: bool = False) -> None:
@@ -322,11 +331,15 @@ class Writer:
 
         try:
             self.client.call("update records (sObject Collections)", attempt)
-        except (SalesforceApiError, RateLimited):
-            raise
-        except ConnectorError as exc:
-            if fresh and not results:
-                raise  # nothing got through: Salesforce is down, stop the run (progress is kept)
+        except SalesforceApiError:
+            raise  # a whole-request refusal: _write isolates the records it is about
+        except (RateLimited, AuthError, ConnectorError) as exc:
+            # Nothing of the batch got through: stop the run (raising loses nothing). A ConnectorError after a
+            # whole-request 400 (``fresh`` false) only fails the records it leaves unsent.
+            if not results and (fresh or isinstance(exc, RateLimited | AuthError)):
+                raise
+            # Salesforce answered for some records (written or refused): report those; the unsent ones are
+            # transient, for the next run.
             for record in pending:
                 results[record.index] = WriteResult(record.record_id, ok=False, transient=True,
                                                     reason=exc.message[:500])

@@ -314,7 +314,7 @@ def test_killed_at_random_points_during_writes_then_resumed(tmp_path: Path) -> N
         envvars = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         complete = 2_000 * len(output_specs(e.runner().config))
         progress = [0]
-        for delay in (2.5, 3.0, 3.5, 4.0, 2.8, 3.8):
+        for delay in (2.5, 3.0, 3.5, 4.0, 2.8, 3.8, 2.6, 3.2, 4.4, 3.6):
             proc = subprocess.Popen(args, env=envvars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)

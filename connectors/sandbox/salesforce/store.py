@@ -586,6 +586,9 @@ class Store:
             self._derive(obj, record, changes.keys())
             self._index(obj, record, old)
             self._touch(record, when)
+            if obj.name in ("FieldPermissions", "PermissionSetAssignment"):
+                # An admin changing access in Setup: the cached grant table must not keep the old access.
+                self._perm_version += 1
             for name, value in changes.items():
                 self.write_log.append(WriteEvent(record["Id"], name, value, "user", when))
             return record

@@ -1,0 +1,196 @@
+"""Our ``CLM_*__c`` fields on the Salesforce sandbox: created through the Tooling API, made visible with
+field-level security on a permission set, idempotent, conflicts left alone, picklist values added, and what
+``clm check`` says before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simple_salesforce.api import Salesforce
+
+from connectors.base import CheckResult, FieldUpdate
+from connectors.sandbox.faults import FaultRule
+from connectors.sandbox.salesforce import client_session
+from connectors.sandbox.salesforce.tooling import field_from_metadata
+from core.models import FieldType
+from tests.connectors.salesforce.conftest import API, DATA, SPECS, Org, generated, pull_all
+
+#: The describe type and Tooling metadata each of our types gets.
+EXPECTED_TYPES = {FieldType.NUMBER: "double", FieldType.DATETIME: "datetime", FieldType.ENUM: "picklist",
+                  FieldType.STRING: "string", FieldType.BOOL: "boolean"}
+PERMISSION_SET = "CLM_Integration"
+
+
+@pytest.fixture
+def org(tls_dir: Path) -> Iterator[Org]:
+    """A fresh org: 30 contacts, 5 leads, none of our fields."""
+    org = generated(30, tls_dir, deals=False)
+    admin = admin_client(org)
+    for i in range(5):
+        admin.Lead.create({"LastName": f"Lead {i}", "Company": f"Co {i}"})
+    yield org
+    org.stop()
+    assert org.emulator.internal_errors == []
+
+
+def admin_client(org: Org) -> Any:
+    """simple-salesforce as an admin would use it, outside the connector."""
+    return Salesforce(instance_url=org.server.url, session_id=org.emulator.session_id,
+                      session=client_session(org.server), version=API)
+
+
+def name_of(logical: str) -> str:
+    return "CLM_" + "_".join(p[:1].upper() + p[1:] for p in logical.split("_")) + "__c"
+
+
+def field_lines(checks: list[CheckResult]) -> dict[str, CheckResult]:
+    return {c.name: c for c in checks if c.name.startswith("our fields on ")}
+
+
+def changes(counts: Mapping[str, int]) -> dict[str, int]:
+    """Requests that create or change something."""
+    return {k: n for k, n in counts.items() if not k.startswith("GET ")}
+
+
+def test_a_fresh_org_gets_every_field_visible_writable_and_pullable_and_a_second_run_changes_nothing(
+        org: Org) -> None:
+    conn = org.connector(objects=("Contact", "Lead"))
+    names = [name_of(s.name) for s in SPECS]
+
+    # Before: check names the missing fields and the fix.
+    before = field_lines(conn.check(SPECS))
+    assert set(before) == {"our fields on Contact exist and are visible", "our fields on Lead exist and are visible"}
+    for line in before.values():
+        assert not line.ok and line.detail == f"missing: {', '.join(names)}"
+        assert "`clm fields ensure`" in line.fix and PERMISSION_SET in line.fix
+
+    org.emulator.reset_counters()
+    statuses = conn.ensure_fields(SPECS)
+    assert [(s.crm_name, s.action) for s in statuses] == [
+        (f"{sobject}.{name}", "created") for sobject in ("Contact", "Lead") for name in names]
+    assert org.emulator.request_counts["POST /tooling/sobjects/CustomField"] == 26
+
+    # The fields have our types...
+    store = org.emulator.store
+    for sobject in ("Contact", "Lead"):
+        obj = store.object(sobject)
+        assert obj is not None
+        for spec, name in zip(SPECS, names, strict=True):
+            definition = obj.field(name)
+            assert definition is not None and definition.type == EXPECTED_TYPES[spec.type], name
+            if spec.type is FieldType.NUMBER:
+                assert (definition.precision, definition.scale) == (18, 4)
+            if spec.type is FieldType.ENUM:
+                assert definition.picklist == list(spec.options) and not definition.restricted
+            # ...and are readable and editable by the integration user, through the permission set.
+            assert org.emulator.field_access(sobject, name) == (True, True), name
+    permission_sets = [r for r in store.records["PermissionSet"].values() if r["Name"] == PERMISSION_SET]
+    assert len(permission_sets) == 1
+    assert any(a["PermissionSetId"] == permission_sets[0]["Id"] and a["AssigneeId"] == store.org.user_id
+               for a in store.records["PermissionSetAssignment"].values())
+    granted = {r["Field"] for r in store.records["FieldPermissions"].values()
+               if r["ParentId"] == permission_sets[0]["Id"] and r["PermissionsRead"] and r["PermissionsEdit"]}
+    assert granted == {f"{sobject}.{name}" for sobject in ("Contact", "Lead") for name in names}
+
+    # Visible in describe, writable, and pulled back.
+    schema = conn.fields.describe("Lead")
+    assert all(schema.canonical(n) == n and n in schema.updateable for n in names)
+    contact, lead = org.ids("Contact")[0], org.ids("Lead")[0]
+    results = conn.write([FieldUpdate(contact, {"lead_score": 42.5, "stage": "customer"}),
+                          FieldUpdate(lead, {"lead_score": 7.0, "grade": "C"})])
+    assert all(r.ok for r in results)
+    pages, _ = pull_all(conn, None)
+    people = {c.id: c for p in pages for c in p.contacts}
+    assert people[contact].properties["CLM_Lead_Score__c"] == 42.5
+    assert people[contact].properties["CLM_Stage__c"] == "customer"
+    assert people[lead].properties["CLM_Grade__c"] == "C"
+
+    after = field_lines(conn.check(SPECS))
+    assert all(line.ok and line.detail == "13 present, readable and writable" and not line.fix
+               for line in after.values())
+
+    # A second run finds everything in place and changes nothing.
+    org.emulator.reset_counters()
+    again = conn.ensure_fields(SPECS)
+    assert {s.action for s in again} == {"exists"} and len(again) == 26
+    assert changes(org.emulator.request_counts) == {}
+
+
+def test_conflicting_fields_are_left_alone_and_missing_picklist_values_are_added(org: Org) -> None:
+    store = org.emulator.store
+    contact = store.object("Contact")
+    assert contact is not None
+    # An admin made CLM_Lead_Score__c a text field, visible to everyone...
+    text = {"type": "Text", "label": "Score (text)", "length": 20}
+    store.define_field(contact, field_from_metadata("CLM_Lead_Score__c", text), text, visible=True)
+    # ...and, through the Tooling API, CLM_Clv__c a checkbox and CLM_Stage__c a picklist with one value, both
+    # without field-level security (hidden from describe: the connector must ask the Tooling API).
+    admin = admin_client(org)
+    admin.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Contact.CLM_Clv__c", "Metadata": {"type": "Checkbox", "label": "CLV?", "defaultValue": "false"}})
+    admin.toolingexecute("sobjects/CustomField", method="POST", data={
+        "FullName": "Contact.CLM_Stage__c", "Metadata": {"type": "Picklist", "label": "Stage", "valueSet": {
+            "valueSetDefinition": {"value": [{"fullName": "lead", "default": False, "label": "lead"}]}}}})
+    conn = org.connector()
+    # check tells a hidden field of our type (access is missing) from one of another type (ensure cannot help).
+    first = field_lines(conn.check(SPECS))["our fields on Contact exist and are visible"]
+    assert "; hidden by field-level security: CLM_Stage__c;" in first.detail
+    assert "of another type: CLM_Lead_Score__c (string), CLM_Clv__c (boolean)" in first.detail
+    assert "`clm fields ensure`" in first.fix and "rename or delete" in first.fix
+
+    statuses = {s.crm_name: s for s in conn.ensure_fields(SPECS)}
+    score, clv, stage = (statuses[f"Contact.{n}"] for n in ("CLM_Lead_Score__c", "CLM_Clv__c", "CLM_Stage__c"))
+    assert score.action == "conflict" and "'string'" in score.detail and "left unchanged" in score.detail
+    assert clv.action == "conflict" and "'boolean'" in clv.detail
+    assert stage.action == "updated" and stage.detail == "added picklist values: customer"
+    assert {s.action for n, s in statuses.items() if n not in (score.crm_name, clv.crm_name, stage.crm_name)} == {
+        "created"}
+    # Left unchanged: same types, and no access granted on fields that are not ours.
+    score_field, clv_field, stage_field = (contact.field(n) for n in ("CLM_Lead_Score__c", "CLM_Clv__c",
+                                                                       "CLM_Stage__c"))
+    assert score_field is not None and (score_field.type, score_field.length) == ("string", 20)
+    assert clv_field is not None and clv_field.type == "boolean"
+    assert org.emulator.field_access("Contact", "CLM_Clv__c") == (False, False)
+    assert not any(r["Field"] in ("Contact.CLM_Lead_Score__c", "Contact.CLM_Clv__c")
+                   for r in store.records["FieldPermissions"].values())
+    # The picklist kept its value, got ours, and is now granted.
+    assert stage_field is not None and stage_field.picklist == ["lead", "customer"]
+    assert org.emulator.field_access("Contact", "CLM_Stage__c") == (True, True)
+
+    # A configuration with a new stage adds just that value (the field is visible now: describe tells).
+    more = [s.model_copy(update={"options": ("lead", "customer", "churned")}) if s.name == "stage" else s
+            for s in SPECS]
+    statuses = {s.crm_name: s for s in conn.ensure_fields(more)}
+    assert statuses["Contact.CLM_Stage__c"].action == "updated"
+    assert statuses["Contact.CLM_Stage__c"].detail == "added picklist values: churned"
+    assert stage_field.picklist == ["lead", "customer", "churned"]
+    assert conn.write([FieldUpdate(org.ids("Contact")[0], {"stage": "churned"})])[0].ok
+
+    checks = field_lines(conn.check(SPECS))["our fields on Contact exist and are visible"]
+    assert not checks.ok and "of another type: CLM_Lead_Score__c (string)" in checks.detail
+    assert "rename or delete" in checks.fix
+
+
+def test_a_user_who_may_not_create_fields_gets_failed_statuses_with_the_reason(org: Org) -> None:
+    # The sandbox has no notion of a user's setup permissions: the refusal Salesforce gives such a user is
+    # injected on the Tooling endpoint instead.
+    refusal = org.server.faults.add(FaultRule(
+        kind="status", method="POST", path_prefix=f"{DATA}/tooling/sobjects/CustomField", status=400,
+        body=[{"errorCode": "INSUFFICIENT_ACCESS_OR_READONLY",
+               "message": "insufficient access rights on object id"}]))
+    conn = org.connector()
+    org.emulator.reset_counters()
+    statuses = conn.ensure_fields(SPECS)
+    assert refusal.fired == 13
+    assert {s.action for s in statuses} == {"failed"}
+    for status in statuses:
+        assert "INSUFFICIENT_ACCESS_OR_READONLY" in status.detail and "Customize Application" in status.detail
+        assert PERMISSION_SET in status.detail
+    # Nothing half-done: no field, and no permission set for fields that do not exist.
+    assert not any(str(r["DeveloperName"]).startswith("CLM_")
+                   for r in org.emulator.store.records["CustomField"].values())
+    # (the refused requests never reached the org, so it counts no change request at all)
+    assert changes(org.emulator.request_counts) == {}
