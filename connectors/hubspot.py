@@ -174,13 +174,7 @@ class HubSpotConnector:
             self.transport.limiter.observe(budget_from_headers(response.headers))
             return _json(response.data)
 
-        try:
-            return self.transport.call(attempt)
-        except Transient as exc:
-            raise ConnectorError(
-                f"HubSpot {operation} failed after {self.transport.attempts} attempts ({exc.reason})",
-                hint="HubSpot or the network is failing; run again later, progress so far is kept",
-            ) from exc
+        return self.transport.call_named("HubSpot", operation, attempt)
 
     def _failed(self, operation: str, exc: Any) -> Any:
         status = int(exc.status or 0)

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from core.errors import DailyLimitReached
+from core.errors import ConnectorError, DailyLimitReached
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -221,8 +221,8 @@ class Transport:
     def call(self, request: Callable[[], T]) -> T:
         """Run ``request`` (which raises :class:`Transient` for retryable failures) under the policy.
 
-        After the last attempt the final :class:`Transient` propagates; connectors turn it into a
-        :class:`core.errors.ConnectorError` naming the operation.
+        After the last attempt the final :class:`Transient` propagates (:meth:`call_named` turns it into a
+        :class:`core.errors.ConnectorError` naming the operation).
         """
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
@@ -239,6 +239,17 @@ class Transport:
                     self.stats.calls += 1
                 return request()
         raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover
+
+    def call_named(self, crm: str, operation: str, request: Callable[[], T]) -> T:
+        """:meth:`call`, with retries that run out turned into a :class:`ConnectorError` naming the CRM and
+        the operation (progress so far is kept, so the hint is to run again)."""
+        try:
+            return self.call(request)
+        except Transient as exc:
+            raise ConnectorError(
+                f"{crm} {operation} failed after {self.attempts} attempts ({exc.reason})",
+                hint=f"{crm} or the network is failing; run again later, progress so far is kept",
+            ) from exc
 
     def map(self, func: Callable[[T], U], items: Iterable[T]) -> Iterator[U]:
         """Apply ``func`` to items with at most ``concurrency`` in flight, yielding results in input order.

@@ -247,13 +247,7 @@ class SalesforceClient:
             self._unconfirmed_logins = 0
             return result
 
-        try:
-            return self.transport.call(attempt)
-        except Transient as exc:
-            raise ConnectorError(
-                f"Salesforce {operation} failed after {self.transport.attempts} attempts ({exc.reason})",
-                hint="Salesforce or the network is failing; run again later, progress so far is kept",
-            ) from exc
+        return self.transport.call_named("Salesforce", operation, attempt)
 
     def _classify(self, operation: str, exc: SalesforceError) -> Exception:
         status = int(getattr(exc, "status", 0) or 0)
