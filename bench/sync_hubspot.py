@@ -42,10 +42,44 @@ def write(conn: HubSpotConnector, ids: list[str]) -> float:
     return elapsed
 
 
+def pull_calls(n: int) -> None:
+    """API calls per 10,000 records pulled: a full pull of the portal, then an incremental pull after 10% of the
+    contacts and 10% of the deals were edited (index lag off, association sweep at its default)."""
+    data = generate(n, seed=3)
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(), rate_limits=RateLimits.off(),
+                                             search_lag_ms=0)
+    emulator.validate_requests = False  # the benchmark measures the connector, not the spec check
+    try:
+        conn = connector(server.url, emulator.token, 100_000)
+        before = sum(emulator.request_counts.values())
+        cursor: dict[str, str] = {}
+        pulled = 0
+        for page in conn.pull(None):
+            cursor.update(page.cursor)
+            pulled += len(page.contacts) + len(page.deals)
+        full_calls = sum(emulator.request_counts.values()) - before
+        for contact_id in emulator.ids("contacts")[::10]:
+            emulator.edit("contacts", contact_id, {"jobtitle": "Edited"})
+        for deal_id in emulator.ids("deals")[::10]:
+            emulator.edit("deals", deal_id, {"dealname": "Edited"})
+        before = sum(emulator.request_counts.values())
+        changed = 0
+        for page in conn.pull(dict(cursor)):
+            changed += len(page.contacts) + len(page.deals)
+        incremental_calls = sum(emulator.request_counts.values()) - before
+    finally:
+        server.stop()
+    print(f"full pull: {pulled:,} records in {full_calls:,} calls = {1e4 * full_calls / pulled:,.0f} calls per 10,000 "
+          "records")
+    print(f"incremental pull: {changed:,} records (10% edited + association sweep) in {incremental_calls:,} calls = "
+          f"{1e4 * incremental_calls / changed:,.0f} calls per 10,000 records")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--contacts", type=int, default=40_000)
     n = parser.parse_args().contacts
+    pull_calls(min(n, 20_000))
     data = generate(n, seed=1)
 
     server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(), rate_limits=RateLimits.off())

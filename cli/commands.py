@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,9 +15,21 @@ from rich.table import Table
 
 from cli import wiring
 from cli.main import cli
-from cli.output import EXIT_FAILURE, EXIT_PARTIAL, console, emit_json, err_console, handles_errors, json_option
+from cli.output import (
+    EXIT_FAILURE,
+    EXIT_PARTIAL,
+    Part,
+    console,
+    emit_json,
+    err_console,
+    handles_errors,
+    json_option,
+    literal,
+    say,
+)
 from core.config import ClmConfig
 from core.errors import ClmError
+from sync import exports
 from sync.runner import Progress as ProgressCallback
 from sync.runner import RunSummary, SyncOptions, output_specs
 
@@ -33,8 +43,9 @@ def progress_bars(enabled: bool) -> Iterator[ProgressCallback]:
     if not enabled or not err_console.is_terminal:
         yield lambda step, done, total: None
         return
-    columns = (TextColumn("{task.description:<6}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    # markup=False: a step name is printed as it is, like every other text (see cli.output).
+    columns = (TextColumn("{task.description:<6}", markup=False), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as bars:
         tasks: dict[str, TaskID] = {}
 
@@ -87,11 +98,11 @@ def _print_checks(lines: list[dict[str, Any]], as_json: bool) -> None:
         emit_json({"ok": all(line["ok"] for line in lines), "checks": lines})
         return
     for line in lines:
-        mark = "[green]✓[/]" if line["ok"] else "[red]✗[/]"
+        mark = ("✓", "green") if line["ok"] else ("✗", "red")
         detail = f" — {line['detail']}" if line["detail"] else ""
-        console.print(f"{mark} {line['name']}{detail}", soft_wrap=True)
+        say(mark, f" {line['name']}{detail}")
         if not line["ok"] and line["fix"]:
-            console.print(f"    fix: {line['fix']}", soft_wrap=True)
+            say(f"    fix: {line['fix']}")
 
 
 @cli.group()
@@ -113,7 +124,7 @@ def fields_ensure(config_path: Path, as_json: bool) -> None:
     else:
         for s in statuses:
             colour = {"created": "green", "updated": "green", "exists": "dim"}.get(s.action, "red")
-            console.print(f"[{colour}]{s.action:>8}[/] {s.crm_name} {s.detail}", soft_wrap=True)
+            say((f"{s.action:>8}", colour), f" {s.crm_name} {s.detail}")
     if any(s.action in ("conflict", "failed") for s in statuses):
         sys.exit(EXIT_FAILURE)
 
@@ -134,6 +145,8 @@ def sync(config_path: Path, full: bool, dry_run: bool, max_runtime: float | None
          as_json: bool) -> None:
     """Pull, compute and write back what changed (exit 3: partial, will resume)."""
     config = wiring.load(config_path)
+    if export_plan is not None:
+        exports.check_writable(export_plan)  # before the run pulls and computes for nothing
     with progress_bars(not as_json) as progress:
         runner = _runner_for(config, progress)
         summary = runner.run(SyncOptions(full=full, dry_run=dry_run, max_runtime=max_runtime,
@@ -151,31 +164,30 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
         emit_json(summary.to_dict())
         return
     colour = {"ok": "green", "partial": "yellow"}.get(summary.status, "red")
-    console.print(f"run {summary.run_id} ([{colour}]{summary.status}[/], {summary.mode}, {summary.seconds:.1f}s)")
-    console.print(f"  pulled {summary.pulled_contacts:,} contacts and {summary.pulled_deals:,} deals"
-                  f" ({summary.deleted:,} removed); mirror holds {summary.mirror.get('contacts', 0):,} contacts")
+    status: Part = (summary.status, colour)
+    say(f"run {summary.run_id} (", status, f", {summary.mode}, {summary.seconds:.1f}s)")
+    say(f"  pulled {summary.pulled_contacts:,} contacts and {summary.pulled_deals:,} deals"
+        f" ({summary.deleted:,} removed); mirror holds {summary.mirror.get('contacts', 0):,} contacts")
     if summary.planned_fields:
         fields_text = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.planned_fields.items()))
-        console.print(f"  plan: {summary.planned_records:,} records to update ({fields_text})", soft_wrap=True)
+        say(f"  plan: {summary.planned_records:,} records to update ({fields_text})")
     else:
-        console.print("  plan: nothing to write — the CRM is up to date")
+        say("  plan: nothing to write — the CRM is up to date")
     if "dry-run" not in summary.mode:
-        console.print(f"  wrote {summary.written_records:,} records in {summary.write_calls:,} calls; "
-                      f"{summary.rejected_count:,} rejected, {summary.gone:,} gone, "
-                      f"{summary.already_current:,} already current")
-    console.print(f"  API: {summary.api_calls:,} calls, {summary.retries:,} retries ({summary.throttled:,} throttled)")
+        say(f"  wrote {summary.written_records:,} records in {summary.write_calls:,} calls; "
+            f"{summary.rejected_count:,} rejected, {summary.gone:,} gone, {summary.already_current:,} already current")
+    say(f"  API: {summary.api_calls:,} calls, {summary.retries:,} retries ({summary.throttled:,} throttled)")
     if summary.conflicts:
-        console.print(f"  [yellow]{summary.conflicts:,} values were edited in the CRM since we wrote them[/] "
-                      f"(policy: see sync.on_conflict)")
+        say("  ", (f"{summary.conflicts:,} values were edited in the CRM since we wrote them", "yellow"),
+            " (policy: see sync.on_conflict)")
     for rejection in summary.rejected[:5]:
-        console.print(f"  [red]rejected[/] {rejection['record_id']}: {rejection['reason']}", soft_wrap=True,
-                      markup=False)
+        say("  ", ("rejected", "red"), f" {rejection['record_id']}: {rejection['reason']}")
     for problem in summary.problems[:5]:
-        console.print(f"  [yellow]data[/] {problem}", soft_wrap=True)
+        say("  ", ("data", "yellow"), f" {problem}")
     for line in diagnostic_lines(summary.diagnostics):
-        console.print(f"  {line}", soft_wrap=True, markup=False)
+        say(f"  {line}")
     if summary.message:
-        console.print(f"  {summary.message}", soft_wrap=True)
+        say(f"  {summary.message}")
 
 
 def diagnostic_lines(diagnostics: dict[str, Any]) -> list[str]:
@@ -221,25 +233,21 @@ def pull(config_path: Path, full: bool, as_json: bool) -> None:
 def score(config_path: Path, output: Path, no_pull: bool, as_json: bool) -> None:
     """Compute stages, scores and CLV and export them, without writing to the CRM."""
     config = wiring.load(config_path)
+    exports.check_writable(output)  # before the pull and the computation
     with progress_bars(not as_json) as progress:
         runner = _runner_for(config, progress)
         if not no_pull:
             runner.pull_only(full=False)
         records, _, diagnostics = runner.compute(datetime.now(UTC))
     rows = [r.model_dump(mode="json") for r in records]
-    output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".csv":
-        with output.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["contact_id"])
-            writer.writeheader()
-            writer.writerows(rows)
+        exports.write_csv(output, list(rows[0]) if rows else ["contact_id"], (list(row.values()) for row in rows))
     else:
-        with output.open("w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in rows)
+        exports.write_jsonl(output, rows)
     if as_json:
         emit_json({"ok": True, "path": str(output), "contacts": len(rows), "diagnostics": diagnostics})
     else:
-        console.print(f"wrote {len(rows):,} contacts' scores to {output}")
+        say(f"wrote {len(rows):,} contacts' scores to {output}")
 
 
 @cli.command()
@@ -259,7 +267,7 @@ def runs(config_path: Path, limit: int, as_json: bool) -> None:
     table = Table("run", "started", "mode", "status", "pulled", "written", "rejected", "seconds")
     for r in history:
         s = r.summary
-        table.add_row(str(r.id), r.started_at[:19], r.mode, r.status,
+        table.add_row(str(r.id), literal(r.started_at[:19]), literal(r.mode), literal(r.status),
                       f"{s.get('pulled_contacts', 0):,}", f"{s.get('written_records', 0):,}",
                       f"{s.get('rejected_count', 0):,}", f"{s.get('seconds', 0):.1f}")
     console.print(table)

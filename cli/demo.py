@@ -19,11 +19,12 @@ from rich.table import Table
 from cli import wiring
 from cli.commands import config_option, progress_bars, show_summary
 from cli.main import cli, starter_config
-from cli.output import console, emit_json, handles_errors, json_option
+from cli.output import console, emit_json, handles_errors, json_option, literal, say, styled
 from cli.report import print_terminal, render_html
 from connectors.base import Connector
 from core.config import ClmConfig, parse_config
 from core.errors import UsageError
+from sync import exports
 from sync.runner import SyncOptions, SyncRunner, output_specs
 from sync.state import RunRecord, SQLiteState
 
@@ -93,8 +94,9 @@ def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None
     from connectors.sandbox.generator import generate
 
     started = time.monotonic()
+    exports.check_writable(report_path)  # before the demo runs for nothing
     say = (lambda *a, **k: None) if as_json else console.print
-    say(f"[bold]crm-lifecycle demo[/]: generating {size:,} contacts and their deals (seed {seed})…")
+    say(styled(("crm-lifecycle demo", "bold"), f": generating {size:,} contacts and their deals (seed {seed})…"))
     data = generate(size, seed=seed)
     temp = None if workdir else tempfile.TemporaryDirectory(prefix="clm-demo-")
     root = workdir or Path(temp.name if temp else ".")
@@ -111,11 +113,11 @@ def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None
                 show_summary(first, False)
                 _show_results(runner, data.as_of, crm_value, first.samples)
             second = runner.run(SyncOptions(as_of=data.as_of))
-            say(f"\nsecond sync: pulled {second.pulled_contacts:,} changed contacts (our own writes), planned "
-                f"{second.planned_records:,} updates, made [bold]{second.write_calls}[/] write calls — nothing "
-                "changed.")
+            say(styled(f"\nsecond sync: pulled {second.pulled_contacts:,} changed contacts (our own writes), planned "
+                       f"{second.planned_records:,} updates, made ", (str(second.write_calls), "bold"),
+                       " write calls — nothing changed."))
             latest = state.run(first.run_id)
-            report_path.write_text(render_html(latest), encoding="utf-8")
+            exports.write_text(report_path, render_html(latest))
             say(f"report: {report_path.resolve()}  ({time.monotonic() - started:.1f}s in all)")
             if as_json:
                 emit_json({"ok": True, "crm": crm, "first": first.to_dict(), "second": second.to_dict(),
@@ -185,15 +187,16 @@ def _show_results(runner: SyncRunner, as_of: Any, crm_value: CrmValue, samples: 
     top = sorted(records, key=lambda r: r.clv, reverse=True)[:5]
     table = Table("contact", "stage", "CLV", "historical", "P(alive)", "next action", title="Top customers by CLV")
     for r in top:
-        table.add_row(r.contact_id, r.stage, f"{r.clv:,.0f}", f"{r.historical_value:,.0f}",
-                      f"{r.p_alive:.2f}" if r.p_alive is not None else "–", r.next_best_action)
+        table.add_row(literal(r.contact_id), literal(r.stage), f"{r.clv:,.0f}", f"{r.historical_value:,.0f}",
+                      f"{r.p_alive:.2f}" if r.p_alive is not None else "–", literal(r.next_best_action))
     console.print(table)
     if samples:
         sample = samples[0]
-        table = Table("field", "before", "after (in the sandbox CRM now)", title=f"Contact {sample['record_id']}")
+        table = Table("field", "before", "after (in the sandbox CRM now)",
+                      title=f"Contact {literal(sample['record_id'])}")
         for name in sample["after"]:
             now = crm_value(sample["record_id"], name)
-            table.add_row(name, str(sample["before"].get(name) or "–"), "" if now is None else str(now))
+            table.add_row(name, literal(sample["before"].get(name) or "–"), "" if now is None else literal(now))
         console.print(table)
 
 
@@ -220,13 +223,13 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
             raise UsageError("no run with metrics yet", hint="run `clm sync` (or `clm sync --dry-run`) first")
         run = runs[0]
     if html_path:
-        html_path.write_text(render_html(run, before), encoding="utf-8")
+        exports.write_text(html_path, render_html(run, before))
     if as_json:
         emit_json({"run": run.id, "metrics": run.metrics, "html": str(html_path) if html_path else None})
     else:
         print_terminal(run, console)
         if html_path:
-            console.print(f"wrote {html_path}")
+            say(f"wrote {html_path}")
 
 
 @cli.group()

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 
-from cli.output import EXIT_USAGE, console, emit_json, handles_errors, json_option
+from cli.output import EXIT_USAGE, emit_json, handles_errors, json_option, say
 from core.config import load_config
 from core.errors import UsageError
+from sync.exports import cannot_write
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,12 +50,17 @@ def init(crm: str | None, path: Path, force: bool, as_json: bool) -> None:
         crm = click.prompt("Which CRM?", type=click.Choice(["hubspot", "salesforce"]), default="hubspot")
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or --path to write elsewhere")
-    path.write_text(starter_config(crm), encoding="utf-8")
+    try:
+        # Not through the private exports writer: the file holds no secrets and is meant to be shared.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(starter_config(crm), encoding="utf-8")
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
     if as_json:
         emit_json({"ok": True, "path": str(path), "crm": crm})
         return
     env = "HUBSPOT_TOKEN" if crm == "hubspot" else "SF_INSTANCE_URL and SF_ACCESS_TOKEN"
-    console.print(f"wrote {path} for {crm}. Next: export {env}, then `clm check`.")
+    say(f"wrote {path} for {crm}. Next: export {env}, then `clm check`.")
 
 
 @cli.group()
@@ -82,14 +88,14 @@ def config_check(paths: tuple[Path, ...], as_json: bool) -> None:
     else:
         for r in results:
             if r["ok"]:
-                console.print(f"[green]✓[/] {r['path']}: valid ({r['crm']})")
+                say(("✓", "green"), f" {r['path']}: valid ({r['crm']})")
             else:
                 problems = r["problems"]
                 assert isinstance(problems, list)
-                console.print(f"[red]✗[/] {r['path']}: {len(problems)} problem(s)")
+                say(("✗", "red"), f" {r['path']}: {len(problems)} problem(s)")
                 for p in problems:
                     where = f"{p['path']}: " if p["path"] else ""
-                    console.print(f"    {where}{p['message']}", soft_wrap=True, markup=False)
+                    say(f"    {where}{p['message']}")
     if not all(r["ok"] for r in results):
         sys.exit(EXIT_USAGE)
 

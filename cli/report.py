@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import charts
+from cli.output import literal
 from core.metrics import Snapshot, compare
 from sync.state import RunRecord
 
@@ -153,7 +154,7 @@ def _comparison_html(before: RunRecord, after: RunRecord) -> str:
 def print_terminal(run: RunRecord, console: Console) -> None:
     """The metrics snapshot of a run as terminal tables."""
     metrics = run.metrics or {}
-    console.print(f"run {run.id} ({run.mode}, {run.status}) as of {run.as_of[:19]}")
+    console.print(literal(f"run {run.id} ({run.mode}, {run.status}) as of {run.as_of[:19]}"))
     kpis = Table("metric", "value")
     for name, value in _kpis(metrics):
         kpis.add_row(name, value)
@@ -163,6 +164,6 @@ def print_terminal(run: RunRecord, console: Console) -> None:
     names = metrics.get("stages", [])
     for i, stage in enumerate(names):
         step = funnel.get(f"{names[i - 1]}->{stage}") if i else None
-        stages.add_row(stage, _num(metrics.get("stage_counts", {}).get(stage)),
+        stages.add_row(literal(stage), _num(metrics.get("stage_counts", {}).get(stage)),
                        _pct(metrics.get("stage_shares", {}).get(stage)), _pct(step["rate"]) if step else "")
     console.print(stages)

@@ -24,6 +24,8 @@ class Page:
     deleted_contact_ids: list[str] = field(default_factory=list)
     deleted_deal_ids: list[str] = field(default_factory=list)
     cursor: dict[str, str] = field(default_factory=dict)
+    merged_contacts: dict[str, str] = field(default_factory=dict)
+    """Contact ids merged away -> the id of the record they were merged into (HubSpot creates a new one)."""
     problems: list[str] = field(default_factory=list)
     """Per-record data problems (named record and field) that did not stop the pull."""
 

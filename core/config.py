@@ -205,6 +205,12 @@ class HubSpotConfig(_Strict):
     property_group: str = "crm_lifecycle"
     property_prefix: str = "clm_"
     write_native_lifecyclestage: bool = False
+    # HubSpot's search index trails edits by seconds (more under load); each incremental window re-reads this
+    # much before the cursor so a record indexed late is still read (see connectors/hubspot/pull.py).
+    search_lookback_seconds: int = Field(300, ge=0, le=86_400)
+    # List pages (100 deals each) of the association sweep per incremental run: re-associating a deal does not
+    # change its modified time, so attribution is refreshed by re-reading every deal within a bounded time.
+    association_sweep_pages: int = Field(20, ge=0, le=10_000)
 
 
 SalesforceObject = Literal["Contact", "Lead"]

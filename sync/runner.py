@@ -124,7 +124,7 @@ class SyncRunner:
         self.state.mark_interrupted_runs()
         in_flight = self.state.in_flight()
         self.state.close_plans()
-        full = options.full or not self.state.cursor()
+        full = options.full or not self.state.cursor() or self.state.full_pull_in_progress()
         mode = ("dry-run " if options.dry_run else "") + ("full" if full else "incremental")
         run_id = self.state.start_run(mode, as_of)
         summary = RunSummary(run_id=run_id, status="running", mode=mode, as_of=as_of.isoformat())
@@ -133,7 +133,7 @@ class SyncRunner:
         try:
             if not options.dry_run:
                 self._ensure_fields(summary)
-            self._pull(full, summary, deadline)
+            self._pull(full, summary, deadline, restart=options.full)
             if deadline is not None and time.monotonic() > deadline:
                 summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
                 return summary
@@ -185,12 +185,13 @@ class SyncRunner:
         """Pull into the mirror without computing or writing (``clm pull``)."""
         with RunLock(self.state.path.with_name(self.state.path.name + ".lock")):
             started = time.monotonic()
-            full = full or not self.state.cursor()
+            restart = full
+            full = full or not self.state.cursor() or self.state.full_pull_in_progress()
             mode = "pull " + ("full" if full else "incremental")
             run_id = self.state.start_run(mode, datetime.now(UTC))
             summary = RunSummary(run_id=run_id, status="failed", mode=mode, as_of=datetime.now(UTC).isoformat())
             try:
-                self._pull(full, summary, None)
+                self._pull(full, summary, None, restart=restart)
                 summary.status = "ok"
             finally:
                 summary.seconds = round(time.monotonic() - started, 3)
@@ -214,20 +215,26 @@ class SyncRunner:
 
     # --- steps -------------------------------------------------------------------------------------------
 
-    def _pull(self, full: bool, summary: RunSummary, deadline: float | None) -> None:
+    def _pull(self, full: bool, summary: RunSummary, deadline: float | None, restart: bool = False) -> None:
+        """Pull into the mirror, page by page, each page with its cursor in one transaction.
+
+        A full pull left unfinished by an earlier run (time budget, crash) is resumed from the cursors its pages
+        stored, unless ``restart`` (``--full``) asks for a new one.
+        """
         owned = {self.connector.crm_field_name(s.name): s.name for s in self.specs}
         keep = set(self.config.data.contact_properties) | set(self.config.data.deal_properties) | {
             v for v in self.config.meddic.model_dump().values() if v}
         if self.config.hubspot.write_native_lifecyclestage and self.config.crm.kind == "hubspot":
             keep.add("lifecyclestage")
-        if full:
+        if full and (restart or not self.state.full_pull_in_progress()):
             self.state.start_full_pull()
         complete = True
-        for page in self.connector.pull(None if full else self.state.cursor()):
-            self.state.apply_page(page.contacts, page.deals, page.deleted_contact_ids, page.deleted_deal_ids,
-                                  page.cursor, owned, keep)
-            summary.pulled_contacts += len(page.contacts)
-            summary.pulled_deals += len(page.deals)
+        for page in self.connector.pull(self.state.cursor() or None):
+            changed_contacts, changed_deals = self.state.apply_page(
+                page.contacts, page.deals, page.deleted_contact_ids, page.deleted_deal_ids, page.cursor, owned, keep,
+                page.merged_contacts)
+            summary.pulled_contacts += changed_contacts
+            summary.pulled_deals += changed_deals
             summary.deleted += len(page.deleted_contact_ids) + len(page.deleted_deal_ids)
             if page.problems and len(summary.problems) < MAX_LISTED:
                 summary.problems.extend(page.problems[: MAX_LISTED - len(summary.problems)])
@@ -369,20 +376,6 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def export_plan(plan: Plan, path: Path) -> None:
-    """Write the plan as JSON Lines (one record per line) or CSV (one record-field per row) by suffix."""
-    import csv
-    import json
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".csv":
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["record_id", "field", "new_value"])
-            for rid, values in plan.writes:
-                for name, value in values.items():
-                    writer.writerow([rid, name, _jsonable(value)])
-        return
-    with path.open("w", encoding="utf-8") as handle:
-        for rid, values in plan.writes:
-            handle.write(json.dumps({"record_id": rid, "values": {k: _jsonable(v) for k, v in values.items()}}) + "\n")
+# The plan export lives with the other exports (private files, CSV cells neutralised); `_run` calls it and
+# `from sync.runner import export_plan` keeps working.
+from sync.exports import export_plan  # noqa: E402

@@ -87,10 +87,12 @@ class StateStore(Protocol):
     def close(self) -> None: ...
     def cursor(self) -> dict[str, str]: ...
     def start_full_pull(self) -> None: ...
+    def full_pull_in_progress(self) -> bool: ...
     def finish_full_pull(self) -> tuple[int, int]: ...
     def apply_page(self, contacts: Sequence[Contact], deals: Sequence[Deal], deleted_contacts: Sequence[str],
                    deleted_deals: Sequence[str], cursor: Mapping[str, str], owned_names: Mapping[str, str],
-                   keep_properties: Iterable[str] = ()) -> None: ...
+                   keep_properties: Iterable[str] = (),
+                   merged_contacts: Mapping[str, str] | None = None) -> tuple[int, int]: ...
     def set_owned(self, values: Mapping[str, Mapping[str, Any]]) -> None: ...
     def contacts(self) -> list[Contact]: ...
     def deals(self) -> list[Deal]: ...
@@ -181,17 +183,28 @@ class SQLiteState:
         return dict(self.db.execute("SELECT object, value FROM cursors").fetchall())
 
     def start_full_pull(self) -> None:
-        """Mark every mirrored record unseen; :meth:`finish_full_pull` drops those a full pull did not return."""
+        """Mark every mirrored record unseen; :meth:`finish_full_pull` drops those a full pull did not return.
+
+        The pull is marked under way until then, so a run stopped mid-pull resumes it (from the cursors its
+        pages stored) instead of starting over, and the records it already saw stay seen.
+        """
         with self.transaction() as db:
             db.execute("UPDATE contacts SET seen = 0")
             db.execute("UPDATE deals SET seen = 0")
             db.execute("DELETE FROM cursors")
+            db.execute("INSERT INTO meta VALUES ('full_pull', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                       (datetime.now(UTC).isoformat(),))
+
+    def full_pull_in_progress(self) -> bool:
+        """Whether a full pull was started and has not completed."""
+        return self.db.execute("SELECT 1 FROM meta WHERE key = 'full_pull'").fetchone() is not None
 
     def finish_full_pull(self) -> tuple[int, int]:
         """Drop records a complete full pull did not see; returns (contacts, deals) dropped."""
         with self.transaction() as db:
             contacts = db.execute("DELETE FROM contacts WHERE seen = 0").rowcount
             deals = db.execute("DELETE FROM deals WHERE seen = 0").rowcount
+            db.execute("DELETE FROM meta WHERE key = 'full_pull'")
         return contacts, deals
 
     def apply_page(
@@ -203,26 +216,30 @@ class SQLiteState:
         cursor: Mapping[str, str],
         owned_names: Mapping[str, str],
         keep_properties: Iterable[str] = (),
-    ) -> None:
-        """Merge one pulled page into the mirror and advance the cursor, atomically.
+        merged_contacts: Mapping[str, str] | None = None,
+    ) -> tuple[int, int]:
+        """Merge one pulled page into the mirror and advance the cursor, atomically; returns how many contacts
+        and deals were new or changed.
 
         ``owned_names`` maps CRM property names of our fields to logical names: their current CRM values are
         kept apart (``owned``) to detect edits made in the CRM. ``keep_properties`` limits what is stored.
+        ``merged_contacts`` maps ids merged away to the record they became (see :meth:`_merge_contacts`).
         """
         keep = set(keep_properties)
-        contact_rows = []
-        for c in contacts:
-            props = {k: _plain(v) for k, v in c.properties.items() if k in keep}
-            owned = {owned_names[k]: _plain(v) for k, v in c.properties.items() if k in owned_names}
-            contact_rows.append((c.id, c.created_at.timestamp(), _epoch(c.updated_at), json.dumps(props),
-                                 json.dumps(owned)))
-        deal_rows = [
-            (d.id, d.amount, d.currency, d.status.value, d.created_at.timestamp(), _epoch(d.closed_at),
-             _epoch(d.updated_at), json.dumps(list(d.contact_ids)),
-             json.dumps({k: _plain(v) for k, v in d.properties.items() if k in keep}))
-            for d in deals
-        ]
         with self.transaction() as db:
+            contacts, deals = self._changed(db, contacts, deals)
+            contact_rows = []
+            for c in contacts:
+                props = {k: _plain(v) for k, v in c.properties.items() if k in keep}
+                owned = {owned_names[k]: _plain(v) for k, v in c.properties.items() if k in owned_names}
+                contact_rows.append((c.id, c.created_at.timestamp(), _epoch(c.updated_at), json.dumps(props),
+                                     json.dumps(owned)))
+            deal_rows = [
+                (d.id, d.amount, d.currency, d.status.value, d.created_at.timestamp(), _epoch(d.closed_at),
+                 _epoch(d.updated_at), json.dumps(list(d.contact_ids)),
+                 json.dumps({k: _plain(v) for k, v in d.properties.items() if k in keep}))
+                for d in deals
+            ]
             db.executemany(
                 "INSERT INTO contacts (id, created_at, updated_at, props, owned, seen) VALUES (?, ?, ?, ?, ?, 1) "
                 "ON CONFLICT(id) DO UPDATE SET created_at=excluded.created_at, updated_at=excluded.updated_at, "
@@ -237,12 +254,69 @@ class SQLiteState:
                 "contact_ids=excluded.contact_ids, props=excluded.props, seen=1",
                 deal_rows,
             )
+            if merged_contacts:
+                self._merge_contacts(db, merged_contacts)
             if deleted_contacts:
                 self._drop_contacts(db, deleted_contacts)
             if deleted_deals:
                 db.executemany("DELETE FROM deals WHERE id = ?", [(i,) for i in deleted_deals])
             db.executemany("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(object) DO UPDATE SET value=excluded.value",
                            list(cursor.items()))
+        return len(contacts), len(deals)
+
+    @staticmethod
+    def _changed(db: sqlite3.Connection, contacts: Sequence[Contact],
+                 deals: Sequence[Deal]) -> tuple[list[Contact], list[Deal]]:
+        """The records of a page the mirror does not already hold at the same modified time (and, for deals,
+        the same contacts); the others are only marked seen. Lookback windows and the association sweep re-read
+        records on purpose: this keeps a re-read from counting, or costing, as new data."""
+        def split(table: str, records: Sequence[Any], key: Any) -> list[Any]:
+            if not records:
+                return []
+            marks = ",".join("?" * len(records))
+            known = {row[0]: tuple(row[1:]) for row in db.execute(
+                f"SELECT id, updated_at{', contact_ids' if table == 'deals' else ''} FROM {table} "
+                f"WHERE id IN ({marks})", [r.id for r in records])}
+            fresh = [r for r in records if known.get(r.id) != key(r)]
+            same = [(r.id,) for r in records if known.get(r.id) == key(r)]
+            db.executemany(f"UPDATE {table} SET seen = 1 WHERE id = ?", same)
+            return fresh
+
+        return (split("contacts", contacts, lambda c: (_epoch(c.updated_at),)),
+                split("deals", deals, lambda d: (_epoch(d.updated_at), json.dumps(list(d.contact_ids)))))
+
+    def _merge_contacts(self, db: sqlite3.Connection, merged: Mapping[str, str]) -> None:
+        """Move what we know of merged-away contacts to the record they became.
+
+        A HubSpot merge creates a new record whose ``clm_*`` values are copied from the merged ones, and re-points
+        their deals without changing the deals' modified time. So, for the survivor: a field we had written on any
+        merged record counts as ours with the survivor's current value (not as a person's edit, which would block
+        updates under ``on_conflict = "report"``); the earliest stage entry carries over; and every mirrored deal
+        attributed to an old id is attributed to the survivor. Then the old ids are forgotten.
+        """
+        by_survivor: dict[str, list[str]] = {}
+        for old, new in merged.items():
+            if old != new:
+                by_survivor.setdefault(new, []).append(old)
+        for new, olds in by_survivor.items():
+            marks = ",".join("?" * len(olds))
+            row = db.execute("SELECT owned FROM contacts WHERE id = ?", (new,)).fetchone()
+            owned = json.loads(row[0]) if row else {}
+            ours = {f for (f,) in db.execute(f"SELECT DISTINCT field FROM written WHERE record_id IN ({marks})", olds)}
+            run = db.execute(f"SELECT MAX(run_id) FROM written WHERE record_id IN ({marks})", olds).fetchone()[0]
+            db.executemany("INSERT INTO written VALUES (?, ?, ?, ?) ON CONFLICT(record_id, field) DO NOTHING",
+                           [(new, f, json.dumps(owned.get(f)), run or 0) for f in ours])
+            db.execute(f"INSERT INTO stages SELECT ?, stage, since FROM stages WHERE contact_id IN ({marks}) "
+                       "ORDER BY since LIMIT 1 ON CONFLICT(contact_id) DO NOTHING", (new, *olds))
+            db.execute(f"DELETE FROM rejections WHERE record_id IN ({marks})", olds)
+            for old in olds:
+                pattern = f'%{json.dumps(old)}%'
+                for deal_id, contact_ids in db.execute("SELECT id, contact_ids FROM deals WHERE contact_ids LIKE ?",
+                                                       (pattern,)).fetchall():
+                    ids = [new if i == old else i for i in json.loads(contact_ids)]
+                    db.execute("UPDATE deals SET contact_ids = ? WHERE id = ?",
+                               (json.dumps(list(dict.fromkeys(ids))), deal_id))
+            self._drop_contacts(db, olds)
 
     def _drop_contacts(self, db: sqlite3.Connection, ids: Sequence[str]) -> None:
         rows = [(i,) for i in ids]

@@ -67,7 +67,7 @@ def test_lock_refuses_a_live_holder_and_recovers_a_dead_one(tmp_path: Path) -> N
     path = tmp_path / "state.db.lock"
     with RunLock(path), pytest.raises(StateError, match=f"pid {os.getpid()}"), RunLock(path):
         pass
-    assert not path.exists()
+    assert path.exists() and path.read_text() == ""  # never deleted: a new file would be a new, unlocked inode
     # A process that died holding the lock (kill -9 leaves the file behind).
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     import json

@@ -101,3 +101,22 @@ def standard_error(category: str, message: str, context: Mapping[str, Sequence[s
     """One per-input error of a 207 (the spec's ``StandardError``: all six fields are required)."""
     return {"status": status, "category": category, "message": message,
             "context": {k: list(v) for k, v in context.items()}, "errors": [], "links": {}}
+
+
+def invalid_request(problems: Sequence[tuple[str, str, Sequence[str]]]) -> ApiError:
+    """400 ``VALIDATION_ERROR`` for a request its operation in HubSpot's spec rejects.
+
+    ``problems`` are (where, what, missing required fields). Missing fields get HubSpot's own wording, "Some
+    required fields were not set: [type]" (quoted from a live 400 in github.com/airbytehq/airbyte/issues/83314;
+    ``create_group`` in :mod:`.properties` uses it too). For other schema errors HubSpot's text is "Invalid input
+    JSON on line L, column C: <Jackson's message>", whose position and wording the emulator cannot reproduce, so it
+    names the field and the problem instead. Each problem is also an ``errors`` item with its location in ``in``
+    (the spec's ``ErrorDetail``).
+    """
+    missing = sorted({name for _, _, names in problems for name in names})
+    if missing and all(names for _, _, names in problems):
+        message = f"Some required fields were not set: [{', '.join(missing)}]"
+    else:
+        message = "Invalid input JSON: " + "; ".join(f"{where}: {what}" if where else what
+                                                     for where, what, _ in problems)
+    return validation(message, errors=[{"message": what, "in": where} for where, what, _ in problems])

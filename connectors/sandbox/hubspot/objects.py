@@ -2,10 +2,10 @@
 
 Batch semantics as HubSpot reports them: at most 100 inputs per batch (HubSpot's CRM object guides, e.g.
 developers.hubspot.com/docs/api/crm/contacts); the inputs are validated first, and one invalid value rejects
-the whole batch with a 400
-``VALIDATION_ERROR`` (nothing written) naming the property and the input; ids that do not exist (or no longer
-do) come back as a 207 multi-status, the others written, with one ``OBJECT_NOT_FOUND`` item listing the missing
-ids in ``context.ids`` and ``numErrors`` (as in github.com/HubSpot/hubspot-api-php/issues/619 for batch read).
+the whole batch with a 400 ``VALIDATION_ERROR`` (nothing written) naming the property and its value, but not
+the input (see :func:`invalid_values`); ids that do not exist (or no longer do) come back as a 207
+multi-status, the others written, with one ``OBJECT_NOT_FOUND`` item listing the missing ids in ``context.ids``
+and ``numErrors`` (as in github.com/HubSpot/hubspot-api-php/issues/619 for batch read).
 """
 
 from __future__ import annotations
@@ -93,20 +93,20 @@ def batch_envelope(results: list[dict[str, Any]], errors: list[dict[str, Any]], 
 
 # --------------------------------------------------------------------------------------------- validation
 
-def _problem(table: Table, portal_id: int, record_id: str | None, where: str, name: str, code: str,
-             message: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _problem(portal_id: int, name: str, value: object, code: str, message: str) -> tuple[dict[str, Any],
+                                                                                          dict[str, Any]]:
+    # Both halves as a live batch/update 400 carries them (github.com/Atlas-Authority/marketing-automation/
+    # issues/206 quotes one): the legacy item (isValid, message, error, name, localizedErrorMessage, propertyValue,
+    # portalId) in the message, and {message, code, context: {propertyName}} in errors. Neither names the input
+    # (no index, no id, no "in"), so a client cannot tell which record of the batch was bad.
     legacy = {"isValid": False, "message": message, "error": code, "name": name, "localizedErrorMessage": message,
-              "portalId": portal_id}
-    detail: dict[str, Any] = {"message": message, "code": code, "in": f"{where}properties.{name}",
-                              "context": {"propertyName": [name]}}
-    if record_id is not None:
-        detail["context"]["id"] = [record_id]
+              "propertyValue": value if isinstance(value, str) else json.dumps(value), "portalId": portal_id}
+    detail: dict[str, Any] = {"message": message, "code": code, "context": {"propertyName": [name]}}
     return legacy, detail
 
 
-def validate_properties(table: Table, raw: object, portal_id: int, *, where: str = "",
-                        record_id: str | None = None) -> tuple[dict[str, Stored | None], list[dict[str, Any]],
-                                                                list[dict[str, Any]]]:
+def validate_properties(table: Table, raw: object, portal_id: int, *, where: str = "") -> tuple[
+        dict[str, Stored | None], list[dict[str, Any]], list[dict[str, Any]]]:
     """Check one input's ``properties`` like HubSpot: (values to store, legacy problems, error details)."""
     if raw is None:
         raw = {}
@@ -128,14 +128,15 @@ def validate_properties(table: Table, raw: object, portal_id: int, *, where: str
             except ValueProblem as exc:
                 problem = (exc.code, exc.message)
         if problem is not None:
-            pair = _problem(table, portal_id, record_id, where, str(name), *problem)
+            pair = _problem(portal_id, str(name), value, *problem)
             legacy.append(pair[0])
             details.append(pair[1])
     return values, legacy, details
 
 
 def invalid_values(legacy: list[dict[str, Any]], details: list[dict[str, Any]]) -> ApiError:
-    """The whole-request 400 HubSpot sends when property values are invalid."""
+    """The whole-request 400 HubSpot sends when property values are invalid: one legacy item and one error
+    detail per bad value, in input order, without saying which input held it (see :func:`_problem`)."""
     return validation("Property values were not valid: " + json.dumps(legacy, separators=(",", ":")),
                       errors=details)
 
@@ -262,8 +263,7 @@ def update_object(ctx: Context, object_type: str, object_id: str) -> Response:
     """``PATCH /crm/v3/objects/{type}/{id}``."""
     body = body_of(ctx.request)
     table = ctx.store.tables[object_type]
-    values, legacy, details = validate_properties(table, body.get("properties"), ctx.portal_id,
-                                                  record_id=object_id)
+    values, legacy, details = validate_properties(table, body.get("properties"), ctx.portal_id)
     if legacy:
         raise invalid_values(legacy, details)
     id_property = ctx.request.param("idProperty")
@@ -318,7 +318,7 @@ def batch_update(ctx: Context, object_type: str) -> Response:
     for index, item in enumerate(inputs):
         object_id = _input_id(item, index)
         values, bad, why = validate_properties(table, item.get("properties"), ctx.portal_id,
-                                               where=f"inputs[{index}].", record_id=object_id)
+                                               where=f"inputs[{index}].")
         legacy.extend(bad)
         details.extend(why)
         staged.append((object_id, values))
@@ -404,7 +404,7 @@ def batch_upsert(ctx: Context, object_type: str) -> Response:
             raise validation(f"Unable to perform update/upsert by non-unique {TYPE_IDS[object_type]} property "
                              f"{id_property} in portal ID {ctx.portal_id}")
         values, bad, why = validate_properties(table, item.get("properties"), ctx.portal_id,
-                                               where=f"inputs[{index}].", record_id=object_id)
+                                               where=f"inputs[{index}].")
         legacy.extend(bad)
         details.extend(why)
         staged.append((object_id, str(id_property), values))
@@ -442,7 +442,7 @@ def batch_archive(ctx: Context, object_type: str) -> Response:
 
 
 def merge_objects(ctx: Context, object_type: str) -> Response:
-    """``POST /crm/v3/objects/{type}/merge``: ``objectIdToMerge`` into ``primaryObjectId``."""
+    """``POST /crm/v3/objects/{type}/merge``: ``objectIdToMerge`` and ``primaryObjectId`` into a new record."""
     body = body_of(ctx.request)
     primary_id, loser_id = str(body.get("primaryObjectId", "")), str(body.get("objectIdToMerge", ""))
     primary = ctx.store.resolve(object_type, primary_id)
@@ -452,8 +452,9 @@ def merge_objects(ctx: Context, object_type: str) -> Response:
     if primary is loser:
         raise validation("Cannot merge an object with itself")
     table = ctx.store.tables[object_type]
-    ctx.store.merge(object_type, primary, loser)
-    return json_response(200, ctx.store.to_json(table, primary, DEFAULT_RETURNED[object_type]))
+    # The answer is the new merged record, with a new id (see Store.merge).
+    merged = ctx.store.merge(object_type, primary, loser)
+    return json_response(200, ctx.store.to_json(table, merged, DEFAULT_RETURNED[object_type]))
 
 
 def search(ctx: Context, object_type: str) -> Response:

@@ -45,8 +45,10 @@ def save(store: Store, path: Path) -> None:
                 (object_type, r.id, r.created, r.updated, r.archived_at,
                  json.dumps({names[i]: v for i, v in enumerate(r.values) if v is not None}))
                 for r in table.records.values()])
+            # In hs_merged_object_ids order (every merged-away id is listed under the record it resolves to).
             db.executemany("INSERT INTO merges VALUES (?, ?, ?)",
-                           [(object_type, loser, into) for loser, into in table.merged_into.items()])
+                           [(object_type, loser, into) for into, losers in table.merged_ids.items()
+                            for loser in losers])
         db.executemany("INSERT INTO associations VALUES (?, ?, ?)", [
             (deal, contact, position) for deal, contacts in store.deal_contacts.items()
             for position, contact in enumerate(contacts)])
@@ -76,7 +78,7 @@ def load(store: Store, path: Path) -> None:
             for name, value in json.loads(props).items():
                 table.put(record, name, value)
             table.add(record)
-        for object_type, loser, into in db.execute("SELECT object_type, merged_id, into_id FROM merges"):
+        for object_type, loser, into in db.execute("SELECT object_type, merged_id, into_id FROM merges ORDER BY rowid"):
             table = store.tables[object_type]
             table.merged_into[loser] = into
             table.merged_ids.setdefault(into, []).append(loser)
@@ -86,4 +88,6 @@ def load(store: Store, path: Path) -> None:
             if key.startswith("next_id:"):
                 table = store.tables[key.split(":", 1)[1]]
                 table.next_id = max(table.next_id, int(value))
+        for table in store.tables.values():
+            table.search.rebuild(table)  # a loaded portal is fully indexed
         store.version += 1

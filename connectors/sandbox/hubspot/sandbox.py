@@ -22,14 +22,16 @@ from core.models import Contact, Deal
 def start_hubspot_sandbox(contacts: Iterable[Contact] = (), deals: Iterable[Deal] = (), *,
                           emulator: HubSpotEmulator | None = None, token: str = DEFAULT_TOKEN,
                           rate_limits: RateLimits | None = None, faults: FaultInjector | None = None,
-                          db_path: Path | None = None) -> tuple[SandboxServer, HubSpotEmulator]:
+                          db_path: Path | None = None, search_lag_ms: int = 3000
+                          ) -> tuple[SandboxServer, HubSpotEmulator]:
     """Seed an emulator (a default one unless given), serve it over HTTP on loopback, and return both.
 
     ``rate_limits`` defaults to HubSpot's Free/Starter limits (``RateLimits.off()`` for none). With ``db_path``,
-    an existing SQLite snapshot is loaded before seeding. The server is started; stop it with ``server.stop()``
-    (or use it as a context manager).
+    an existing SQLite snapshot is loaded before seeding. ``search_lag_ms`` is how long an edit takes to become
+    searchable (HubSpot's search is eventually consistent; 0 for tests that need to see edits at once). The server
+    is started; stop it with ``server.stop()`` (or use it as a context manager).
     """
-    emulator = emulator or HubSpotEmulator(tokens=(token,), rate_limits=rate_limits)
+    emulator = emulator or HubSpotEmulator(tokens=(token,), rate_limits=rate_limits, search_lag_ms=search_lag_ms)
     if db_path is not None and Path(db_path).exists():
         emulator.load(Path(db_path))
     emulator.seed(contacts, deals)

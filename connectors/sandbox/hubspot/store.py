@@ -8,7 +8,10 @@ when read instead of stored. One re-entrant lock guards everything; callers hold
 
 from __future__ import annotations
 
+import base64
 import bisect
+import heapq
+import random
 import threading
 import time
 from collections import Counter
@@ -16,6 +19,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, unquote
+
+import numpy as np
 
 from connectors.sandbox.hubspot.schema import (
     MODIFIED,
@@ -36,6 +42,27 @@ from core.models import Contact, Deal, DealStatus
 ASSOCIATION_TYPE_IDS = {("deals", "contacts"): 3, ("contacts", "deals"): 4}
 ASSOCIATION_NAMES = {("deals", "contacts"): "deal_to_contact", ("contacts", "deals"): "contact_to_deal"}
 _FIRST_ID = {"contacts": 101, "deals": 1001}
+#: Object type ids, as association paging tokens carry them.
+TYPE_IDS = {"contacts": "0-1", "deals": "0-3"}
+#: Associations returned inline per association type by v3 object reads and lists: "if your request returns
+#: more than 100 associations, you will need to use the value of the after field returned in the response to
+#: get the next set" (developers.hubspot.com/changelog/announcing-a-change-to-how-v3-crm-apis-return-association-data).
+INLINE_ASSOCIATIONS = 100
+
+
+def association_token(to_type: str, last_id: int) -> str:
+    """A paging token after ``last_id``, shaped like HubSpot's: base64 of ``{toObjectTypeId}-{lastId}``,
+    URL-encoded (``MC0yLTc1MDI%3D`` is ``0-2-7502``, as quoted in github.com/HubSpot/hubspot-api-python/issues/135
+    and developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api)."""
+    return quote(base64.b64encode(f"{TYPE_IDS[to_type]}-{last_id}".encode()).decode(), safe="")
+
+
+def association_after(token: str | None) -> int | None:
+    """The last id a paging token names (None for no token); ValueError when it is not one of ours."""
+    if not token:
+        return None
+    text = base64.b64decode(unquote(token), validate=True).decode()
+    return int(text.rsplit("-", 1)[1])
 
 
 class Record:
@@ -65,6 +92,8 @@ class Table:
         self.merged_ids: dict[int, list[int]] = {}  # surviving id -> ids merged into it
         self.next_id = _FIRST_ID[object_type]
         self.unique: dict[str, dict[str, int]] = {}  # lazily built indexes of unique-valued properties
+        # The search index (see :class:`SearchView`): what search sees, which lags behind the records.
+        self.search = SearchView()
 
     def slot(self, name: str) -> int:
         """The value slot of a property (allocated on first use)."""
@@ -120,13 +149,115 @@ class Table:
         return index
 
     def iter_from(self, after: int, archived: bool) -> Iterator[Record]:
-        """Records with id >= ``after`` in id order, archived or not."""
-        start = bisect.bisect_left(self.order, after)
-        records = self.records
-        for record_id in self.order[start:]:
-            record = records[record_id]
+        """Records with id >= ``after`` in id order, archived or not (walks ``order`` in place: a list page
+        costs O(log n + page), not a copy of the id list)."""
+        order, records = self.order, self.records
+        index = bisect.bisect_left(order, after)
+        while index < len(order):
+            record = records[order[index]]
+            index += 1
             if (record.archived_at is not None) == archived:
                 yield record
+
+    def forget_unique(self, record: Record) -> None:
+        """Drop a record's entries from the unique-value indexes (it is archived or merged away)."""
+        for name, index in self.unique.items():
+            value = self.stored(record, name)
+            if isinstance(value, str) and index.get(value.casefold()) == record.id:
+                del index[value.casefold()]
+
+
+def _snapshot(record: Record) -> Record:
+    copy = Record(record.id, record.created, record.updated)
+    copy.archived_at = record.archived_at
+    copy.values = list(record.values)
+    return copy
+
+
+class SearchView:
+    """What search sees of one table: HubSpot's search index is eventually consistent.
+
+    An edit becomes searchable some seconds after its modified time; until then search answers from the record
+    as previously indexed (old values and modified time; a record created within the lag not at all), while
+    list and read endpoints are consistent at once. Mature connectors re-read a lookback window for it:
+    Airbyte's source-hubspot added ``lookback_window`` for "records ... delayed by the HubSpot API" in CRM search
+    streams (github.com/airbytehq/airbyte/pull/69203, issue #31176), Estuary holds its search stream back "to
+    account for the eventual consistency of the HubSpot APIs" (github.com/estuary/connectors/issues/1861, PR
+    #2210), and supaglue's "records that don't show up in search endpoint immediately"
+    (github.com/supaglue-labs/supaglue/issues/665). HubSpot publishes no figure for the lag.
+
+    ``pending`` holds, per record changed within the lag, when its change becomes visible and its indexed
+    state (a snapshot, or None when it was not searchable): only those records cost a copy. ``mods``/``ids``
+    are the searchable records sorted by (indexed modified time, id), as numpy arrays, rebuilt lazily from
+    ``dirty`` (records whose indexed state changed since), so writes stay O(1) and a window on the modified
+    time is two binary searches.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple[int, Record | None]] = {}  # id -> (visible at ms, indexed state)
+        self.due: list[tuple[int, int]] = []  # heap of (visible at ms, id); stale entries are skipped
+        self.dirty: set[int] = set()
+        self.mods: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, dtype=np.int64)
+        self.ids: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, dtype=np.int64)
+        self.generation = 0  # bumped whenever what search sees changes (cached results key on it)
+
+    def changing(self, record: Record, *, is_new: bool, due: int | None) -> None:
+        """Call before a record's searchable state changes; ``due`` is when the change becomes searchable
+        (None: at once)."""
+        if due is None:
+            self.pending.pop(record.id, None)
+            self.dirty.add(record.id)
+            return
+        known = self.pending.pop(record.id, None)
+        if known is not None:
+            state: Record | None = known[1]
+        elif is_new:
+            state = None
+        else:
+            state = _snapshot(record)
+        self.pending[record.id] = (due, state)
+        heapq.heappush(self.due, (due, record.id))
+
+    def view(self, table: Table, record_id: int) -> Record | None:
+        """A searchable record as search sees it."""
+        known = self.pending.get(record_id)
+        if known is not None:
+            return known[1]
+        return table.records.get(record_id)
+
+    def settle(self, table: Table, now: int) -> None:
+        """Make the changes whose time has come searchable, and bring the sorted arrays up to date."""
+        pending, heap = self.pending, self.due
+        while heap and heap[0][0] <= now:
+            due, record_id = heapq.heappop(heap)
+            known = pending.get(record_id)
+            if known is not None and known[0] == due:  # not superseded by a later change
+                del pending[record_id]
+                self.dirty.add(record_id)
+        if not self.dirty:
+            return
+        changed = np.fromiter(self.dirty, dtype=np.int64, count=len(self.dirty))
+        self.dirty.clear()
+        keep = ~np.isin(self.ids, changed)
+        fresh = [(r.updated, r.id) for r in (self.view(table, int(i)) for i in changed)
+                 if r is not None and r.archived_at is None]
+        mods = np.concatenate([self.mods[keep], np.fromiter((m for m, _ in fresh), dtype=np.int64,
+                                                             count=len(fresh))])
+        ids = np.concatenate([self.ids[keep], np.fromiter((i for _, i in fresh), dtype=np.int64,
+                                                           count=len(fresh))])
+        order = np.lexsort((ids, mods))
+        self.mods, self.ids = mods[order], ids[order]
+        self.generation += 1
+
+    def rebuild(self, table: Table) -> None:
+        """Index every live record as it is now (after seeding or loading)."""
+        self.pending.clear()
+        self.due.clear()
+        self.dirty = set(table.records)
+        self.mods = np.zeros(0, dtype=np.int64)
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.settle(table, 0)
+        self.generation += 1
 
 
 @dataclass
@@ -140,9 +271,16 @@ class SeedResult:
 class Store:
     """The portal: tables, associations, the write log. Hold ``lock`` around every use."""
 
-    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None, *, search_lag_ms: int = 3000,
+                 association_page_size: int = 100) -> None:
         self.lock = threading.RLock()
         self.clock = clock or time.time
+        self.search_lag_ms = search_lag_ms
+        # Each change is indexed after its own delay, up to ``search_lag_ms``: HubSpot publishes no figure or
+        # order, and delays that differ per record are the harder case (a record changed later can become
+        # searchable first, so "highest modified time seen" is not a safe cursor). Seeded for repeatable runs.
+        self._lag_draw = random.Random(0)
+        self.association_page_size = association_page_size
         self.tables = {t: Table(t) for t in OBJECT_TYPES}
         self.deal_contacts: dict[int, list[int]] = {}
         self.contact_deals: dict[int, list[int]] = {}
@@ -153,6 +291,12 @@ class Store:
     def now_ms(self) -> int:
         """Current time in epoch ms (never goes backwards, so modified times strictly order writes)."""
         return int(self.clock() * 1000)
+
+    def _changing(self, table: Table, record: Record, *, is_new: bool = False, source: str = "api") -> None:
+        """Tell the search index a record is about to change (seeded data is indexed at once)."""
+        lag = self.search_lag_ms
+        due = None if lag <= 0 or source == "seed" else self.now_ms() + max(1, round(lag * self._lag_draw.random()))
+        table.search.changing(record, is_new=is_new, due=due)
 
     # ----------------------------------------------------------------- reading
 
@@ -205,15 +349,23 @@ class Store:
         """The spec's ``SimplePublicObject`` (with ``associations`` when asked for)."""
         props: dict[str, str] = {}
         defs = table.props
+        created, updated = iso_ms(record.created), iso_ms(record.updated)
+        # The creation and modification properties render as createdAt/updatedAt do: formatted once (timestamp
+        # formatting is most of a search page's cost).
+        same = {"createdate": created, MODIFIED[table.object_type]: updated}
         for name in names:
             definition = defs.get(name)
             if definition is None:
                 continue  # HubSpot ignores requested properties that do not exist
+            known = same.get(name)
+            if known is not None:
+                props[name] = known
+                continue
             value = self.value(table, record, name)
             if value is not None:
                 props[name] = render(definition, value)
-        out: dict[str, Any] = {"id": str(record.id), "properties": props, "createdAt": iso_ms(record.created),
-                               "updatedAt": iso_ms(record.updated), "archived": record.archived_at is not None}
+        out: dict[str, Any] = {"id": str(record.id), "properties": props, "createdAt": created,
+                               "updatedAt": updated, "archived": record.archived_at is not None}
         if record.archived_at is not None:
             out["archivedAt"] = iso_ms(record.archived_at)
         linked: dict[str, Any] = {}
@@ -223,7 +375,16 @@ class Store:
                 continue
             ids = (self.deal_contacts if table.object_type == "deals" else self.contact_deals).get(record.id)
             if ids:
-                linked[other] = {"results": [{"id": str(i), "type": ASSOCIATION_NAMES[key]} for i in ids]}
+                shown = ids[:INLINE_ASSOCIATIONS]
+                listing: dict[str, Any] = {"results": [{"id": str(i), "type": ASSOCIATION_NAMES[key]}
+                                                       for i in shown]}
+                if len(ids) > len(shown):
+                    after = association_token(other, shown[-1])
+                    # The rest is read per record (v4 GET .../associations/{toObjectType} takes the same token).
+                    listing["paging"] = {"next": {"after": after, "link": (
+                        f"https://api.hubapi.com/crm/v4/objects/{table.object_type}/{record.id}/associations/"
+                        f"{other}?after={after}")}}
+                linked[other] = listing
         if linked:
             out["associations"] = linked
         return out
@@ -242,6 +403,7 @@ class Store:
         if isinstance(given, int):
             born = given
         record = Record(record_id, born, max(now, born) if source == "api" else born)
+        self._changing(table, record, is_new=True, source=source)
         table.add(record)
         for name, value in values.items():
             if name != "createdate":
@@ -255,6 +417,7 @@ class Store:
                source: str = "api", when: int | None = None) -> None:
         """Set values as HubSpot would (bumping the modified time); ``source="api"`` counts the write."""
         table = self.tables[object_type]
+        self._changing(table, record)
         for name, value in values.items():
             if name == "createdate" and isinstance(value, int):
                 record.created = value
@@ -275,66 +438,111 @@ class Store:
     def archive(self, object_type: str, record: Record) -> None:
         """Archive (soft-delete) a record, as HubSpot's delete does."""
         if record.archived_at is None:
+            table = self.tables[object_type]
+            self._changing(table, record)
             record.archived_at = max(self.now_ms(), record.updated)
             record.updated = record.archived_at
-            table = self.tables[object_type]
-            for index in table.unique.values():
-                for key in [k for k, v in index.items() if v == record.id]:
-                    del index[key]
+            table.forget_unique(record)
             self.version += 1
 
     def restore(self, object_type: str, record: Record) -> None:
         """Restore an archived record."""
         if record.archived_at is not None:
+            self._changing(self.tables[object_type], record)
             record.archived_at = None
             record.updated = max(self.now_ms(), record.updated + 1)
             self.tables[object_type].unique.clear()
             self.version += 1
 
     def merge(self, object_type: str, primary: Record, secondary: Record) -> Record:
-        """Merge ``secondary`` into ``primary``: the primary keeps its values (filling its blanks from the
-        secondary), takes over its associations and lists its id in ``hs_merged_object_ids``; the secondary
-        disappears from lists and searches, and its id resolves to the primary from then on."""
+        """Merge two records into a NEW record with a new id, as HubSpot does since its merge change
+        ("a new record with a new ID will be created for the resulting merged record, with both records merged
+        into the new one ... both of the previous IDs will point to the resulting merged record",
+        developers.hubspot.com/changelog/updated-merge-functionality-for-contacts-and-companies; deals, tickets
+        and custom objects already merged that way, which the change made contacts and companies consistent
+        with).
+
+        The new record takes "the latest property values of the primary record as the current value", blanks
+        filled from the secondary (so our own ``clm_*`` values arrive on it like fresh values on a new record);
+        its creation time is the primary's and its modified time the merge time. ``hs_merged_object_ids``
+        lists both old ids and every id they had absorbed. Associations of both move to the new id, the
+        primary's first ("associations from the primary record will be prioritized"). Both old records vanish
+        from lists and searches and their ids resolve to the new record. Whether they are listed with
+        ``archived=true`` is not documented (a third-party write-up says the originals are archived,
+        cleanupcrm.com/blog/hubspot-merge-records-child-objects-api-integrations; Fivetran found merged contacts
+        "not flagged as either deleted or inactive", github.com/fivetran/dbt_hubspot/issues/46): the emulator
+        takes the harder case for a connector and does not list them, so ``hs_merged_object_ids`` on the new
+        record is the only trace of a merge.
+        """
         table = self.tables[object_type]
+        now = self.now_ms()
+        values: dict[str, Stored | None] = {}
         for name, index in table.slots.items():
-            if table.stored(primary, name) is None and index < len(secondary.values):
+            value = primary.values[index] if index < len(primary.values) else None
+            if value is None and index < len(secondary.values):
                 value = secondary.values[index]
-                if value is not None:
-                    table.put(primary, name, value)
+            if value is not None:
+                values[name] = value
+        for old in (primary, secondary):
+            self._changing(table, old)
+            table.forget_unique(old)
+        merged = Record(table.next_id, primary.created, max(now, primary.updated + 1, secondary.updated + 1))
+        self._changing(table, merged, is_new=True)
+        table.add(merged)
+        for name, value in values.items():
+            table.put(merged, name, value)
         if object_type == "contacts":
             own, other = self.contact_deals, self.deal_contacts
         else:
             own, other = self.deal_contacts, self.contact_deals
-        for linked in own.pop(secondary.id, []):
-            back = other.get(linked, [])
-            if secondary.id in back:
-                back.remove(secondary.id)
-            if primary.id not in back:
-                back.append(primary.id)
-            targets = own.setdefault(primary.id, [])
-            if linked not in targets:
-                targets.append(linked)
-        absorbed = [secondary.id, *table.merged_ids.pop(secondary.id, [])]
-        table.merged_ids.setdefault(primary.id, []).extend(absorbed)
-        for loser in absorbed:
-            table.merged_into[loser] = primary.id
-        for merged_from, into in list(table.merged_into.items()):
-            if into == secondary.id:
-                table.merged_into[merged_from] = primary.id
-        del table.records[secondary.id]
-        del table.order[bisect.bisect_left(table.order, secondary.id)]
-        table.unique.clear()
-        primary.updated = max(self.now_ms(), primary.updated + 1)
+        linked_all: list[int] = []
+        for old in (primary, secondary):
+            for linked in own.pop(old.id, []):
+                back = other.get(linked, [])
+                if old.id in back:
+                    back.remove(old.id)
+                if merged.id not in back:
+                    bisect.insort(back, merged.id)
+                if linked not in linked_all:
+                    linked_all.append(linked)
+        if linked_all:
+            own[merged.id] = sorted(linked_all)
+        absorbed = [primary.id, *table.merged_ids.pop(primary.id, []), secondary.id,
+                    *table.merged_ids.pop(secondary.id, [])]
+        table.merged_ids[merged.id] = absorbed
+        for loser in absorbed:  # every id ever merged into either now resolves in one hop
+            table.merged_into[loser] = merged.id
+        for old in (primary, secondary):
+            del table.records[old.id]
+            del table.order[bisect.bisect_left(table.order, old.id)]
         self.version += 1
-        return primary
+        return merged
 
     def associate(self, deal_id: int, contact_id: int) -> None:
-        """Associate a deal with a contact (both directions)."""
+        """Associate a deal with a contact (both directions; lists kept in id order, which association paging
+        relies on). Neither record's modified time changes: HubSpot does not document that an association
+        change bumps ``lastmodifieddate``, and connectors that sync on it miss association changes
+        (github.com/airbytehq/airbyte/issues/27199), so the emulator takes that harder case."""
         contacts = self.deal_contacts.setdefault(deal_id, [])
         if contact_id not in contacts:
-            contacts.append(contact_id)
-            self.contact_deals.setdefault(contact_id, []).append(deal_id)
+            bisect.insort(contacts, contact_id)
+            bisect.insort(self.contact_deals.setdefault(contact_id, []), deal_id)
             self.version += 1
+
+    def dissociate(self, deal_id: int, contact_id: int) -> bool:
+        """Remove a deal↔contact association (modified times unchanged, as for :meth:`associate`)."""
+        contacts = self.deal_contacts.get(deal_id, [])
+        if contact_id not in contacts:
+            return False
+        contacts.remove(contact_id)
+        deals = self.contact_deals.get(contact_id, [])
+        if deal_id in deals:
+            deals.remove(deal_id)
+        for links, key in ((self.deal_contacts, deal_id), (self.contact_deals, contact_id)):
+            if not links.get(key):
+                links.pop(key, None)
+        self.version += 1
+        return True
 
     # ----------------------------------------------------------------- seeding
 

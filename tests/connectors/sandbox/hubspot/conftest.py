@@ -1,5 +1,6 @@
 """Fixtures: a HubSpot sandbox over real HTTP, the official client pointed at it, and a check of every response
-against HubSpot's published OpenAPI specs (``<repo>/../shared/specs/hubspot``).
+against HubSpot's published OpenAPI specs (:mod:`connectors.sandbox.hubspot.spec`, the same loaded specs the
+emulator validates requests with).
 
 Every response the emulator sends during these tests passes through :class:`SpecChecked`, which validates it
 against the matching operation of the official spec (openapi-core); a test fails at teardown if any did not.
@@ -8,11 +9,9 @@ When the specs are absent, responses are not validated and ``test_spec_files_pre
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,69 +20,17 @@ from hubspot import HubSpot
 
 from connectors.sandbox.faults import FaultInjector
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, SeedResult
+from connectors.sandbox.hubspot.spec import Specs, load_specs
 from connectors.sandbox.server import Request, Response, SandboxServer
 from core.models import Contact, Deal, DealStatus
 
-SPECS = Path(__file__).resolve().parents[4].parent / "shared" / "specs" / "hubspot"
-SPEC_FILES = {"contacts": "contacts-v3.json", "deals": "deals-v3.json", "properties": "properties-v3.json",
-              "associations": "associations-v4.json"}
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-class SpecValidator:
-    """Validates emulator responses against the official HubSpot OpenAPI files."""
-
-    def __init__(self, root: Path) -> None:
-        from openapi_core import OpenAPI
-
-        # The specs declare error bodies as media type "*/*", which openapi-core cannot deserialize; HubSpot (and
-        # the emulator) send them as application/json, so they are validated as that. Nothing else is changed.
-        self.specs = {name: OpenAPI.from_dict(json.loads((root / file).read_text().replace('"*/*"',
-                                                                                            '"application/json"')))
-                      for name, file in SPEC_FILES.items()}
-
-    def errors(self, request: Request, response: Response) -> list[str]:
-        """Why a response does not match its operation in the spec (empty when it does or has none)."""
-        from openapi_core.testing import MockRequest, MockResponse
-
-        path = request.path.rstrip("/")
-        if path.startswith("/crm/v3/objects/contacts"):
-            spec = self.specs["contacts"]
-        elif path.startswith(("/crm/v3/objects/deals", "/crm/v3/objects/0-3")):
-            # The deals spec names the object type by its id: /crm/v3/objects/0-3/...
-            spec = self.specs["deals"]
-            if path.startswith("/crm/v3/objects/deals"):
-                path = "/crm/v3/objects/0-3" + path[len("/crm/v3/objects/deals"):]
-        elif path.startswith("/crm/v3/properties"):
-            spec = self.specs["properties"]
-        elif path.startswith("/crm/v4/associations"):
-            spec = self.specs["associations"]
-        else:
-            return []
-        if response.status == 204 and not response.body:
-            return []  # a 204 has no body to validate (openapi-core insists on data for "content": {})
-        content_type = response.headers.get("Content-Type", "application/json").lower()
-        mock_request = MockRequest("https://api.hubapi.com", request.method.lower(), path,
-                                   args={k: v[0] for k, v in request.query.items()}, data=request.body or None,
-                                   headers={"Authorization": "Bearer x"})
-        mock_response = MockResponse(response.body, status_code=response.status, headers=response.headers,
-                                     content_type=content_type.split(";")[0] if response.body else "application/json")
-        try:
-            spec.validate_response(mock_request, mock_response)
-        except Exception as exc:  # the validator raises a tree of schema errors: keep them all
-            causes = [str(exc)]
-            cause = exc.__cause__
-            while cause is not None:
-                causes.append(str(cause)[:600])
-                cause = cause.__cause__
-            return [f"{request.method} {request.path} -> {response.status}: {' / '.join(causes)}"]
-        return []
 
 
 class SpecChecked:
     """An App that forwards to the current emulator and validates every response it sends."""
 
-    def __init__(self, validator: SpecValidator | None) -> None:
+    def __init__(self, validator: Specs | None) -> None:
         self.validator = validator
         self.target: HubSpotEmulator | None = None
         self.failures: list[str] = []
@@ -93,7 +40,7 @@ class SpecChecked:
         assert self.target is not None, "no emulator plugged in"
         response = self.target.handle(request)
         if self.validator is not None:
-            problems = self.validator.errors(request, response)
+            problems = self.validator.response_problems(request, response)
             self.checked += 1
             self.failures.extend(problems)
         return response
@@ -156,13 +103,14 @@ def make_deals(n: int, contacts: int) -> list[Deal]:
 
 
 @pytest.fixture(scope="session")
-def validator() -> SpecValidator | None:
-    """The spec validator, or None when the shared specs are not there."""
-    return SpecValidator(SPECS) if SPECS.is_dir() else None
+def validator() -> Specs | None:
+    """The loaded specs, or None when they (or openapi-core) are not there."""
+    specs = load_specs()
+    return specs if specs.enabled else None
 
 
 @pytest.fixture(scope="session")
-def shared_server(validator: SpecValidator | None) -> Iterator[tuple[SandboxServer, SpecChecked, FaultInjector]]:
+def shared_server(validator: Specs | None) -> Iterator[tuple[SandboxServer, SpecChecked, FaultInjector]]:
     """One HTTP server for the session; tests plug their own emulator into it."""
     app = SpecChecked(validator)
     faults = FaultInjector(seed=11)

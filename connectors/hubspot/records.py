@@ -1,0 +1,121 @@
+"""HubSpot JSON records as our typed records: one contact or deal as it arrives, checked at the edge."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import Page, parse_time
+from core.errors import DataError
+from core.models import Contact, Deal, DealStatus
+
+#: The modified-time property of each object type (HubSpot names it differently on deals).
+MODIFIED = {"contacts": "lastmodifieddate", "deals": "hs_lastmodifieddate"}
+
+
+def modified_ms(raw: Mapping[str, Any], object_type: str) -> int:
+    """A record's modified time in epoch milliseconds (0 when HubSpot sent none)."""
+    props = raw.get("properties") or {}
+    moment = parse_time(props.get(MODIFIED[object_type]) or raw.get("updatedAt"))
+    return int(moment.timestamp() * 1000) if moment else 0
+
+
+def merged_ids(raw: Mapping[str, Any]) -> list[str]:
+    """The ids a record absorbed by merges (``hs_merged_object_ids``, ``;``-separated), without its own."""
+    text = (raw.get("properties") or {}).get("hs_merged_object_ids")
+    own = str(raw.get("id"))
+    return [i for i in str(text or "").split(";") if i and i != own]
+
+
+def add_contact(raw: Mapping[str, Any], page: Page) -> None:
+    """Append one contact to a page, or a problem naming the record when it cannot be read.
+
+    Since HubSpot's merge change a merge creates a *new* record that lists the old ids in
+    ``hs_merged_object_ids`` (developers.hubspot.com/changelog, "merging records creates a new record ID");
+    those ids are reported as merged into this one so the sync moves what it knows of them here.
+    """
+    props = dict(raw.get("properties") or {})
+    try:
+        contact = Contact(
+            id=str(raw["id"]),
+            email=props.pop("email", None) or None,
+            created_at=parse_time(raw.get("createdAt") or props.get("createdate")) or datetime.now(UTC),
+            updated_at=parse_time(raw.get("updatedAt") or props.get("lastmodifieddate")),
+            properties={k: v for k, v in props.items() if v is not None},
+        )
+    except (ValueError, TypeError, OverflowError) as exc:
+        page.problems.append(f"contact {raw.get('id')}: unreadable record ({exc.__class__.__name__})")
+        return
+    page.contacts.append(contact)
+    for old in merged_ids(raw):
+        page.merged_contacts[old] = contact.id
+
+
+def add_deal(raw: Mapping[str, Any], contact_ids: Sequence[str], page: Page) -> None:
+    """Append one deal (with its associated contacts, in HubSpot's order) to a page, or a named problem."""
+    props = dict(raw.get("properties") or {})
+    deal_id = str(raw["id"])
+    try:
+        page.deals.append(Deal(
+            id=deal_id,
+            amount=amount(props.get("amount"), deal_id),
+            currency=props.get("deal_currency_code") or None,
+            pipeline=props.get("pipeline") or None,
+            stage=props.get("dealstage") or None,
+            status=deal_status(props),
+            created_at=parse_time(raw.get("createdAt") or props.get("createdate")) or datetime.now(UTC),
+            closed_at=parse_time(props.get("closedate")),
+            updated_at=parse_time(raw.get("updatedAt") or props.get("hs_lastmodifieddate")),
+            contact_ids=tuple(contact_ids),
+            properties={k: v for k, v in props.items() if v is not None},
+        ))
+    except DataError as exc:
+        page.problems.append(exc.message)
+        return
+    except (ValueError, TypeError, OverflowError) as exc:
+        page.problems.append(f"deal {deal_id}: unreadable record ({exc.__class__.__name__})")
+        return
+    # Merged deals also get a new id listing the old ones; without this the old deals would count twice.
+    for old in merged_ids(raw):
+        page.deleted_deal_ids.append(old)
+
+
+def inline_contacts(raw: Mapping[str, Any]) -> tuple[list[str], bool]:
+    """Contact ids a list result carries inline (``?associations=contacts``), and whether more pages exist.
+
+    HubSpot returns one entry per association type (unlabeled and labelled), so ids are de-duplicated in order.
+    """
+    block = ((raw.get("associations") or {}).get("contacts") or {})
+    ids: list[str] = []
+    for item in block.get("results") or []:
+        target = str(item.get("id") or item.get("toObjectId"))
+        if target not in ids:
+            ids.append(target)
+    return ids, bool((block.get("paging") or {}).get("next"))
+
+
+def deal_status(props: Mapping[str, Any]) -> DealStatus:
+    """Won, lost or open, from HubSpot's calculated flags (or the default pipeline's stage names)."""
+    won = props.get("hs_is_closed_won")
+    closed = props.get("hs_is_closed")
+    if won is not None and closed is not None:
+        if str(won).lower() == "true":
+            return DealStatus.WON
+        return DealStatus.LOST if str(closed).lower() == "true" else DealStatus.OPEN
+    stage = str(props.get("dealstage") or "")
+    return {"closedwon": DealStatus.WON, "closedlost": DealStatus.LOST}.get(stage, DealStatus.OPEN)
+
+
+def amount(value: Any, deal_id: str) -> float | None:
+    """A deal amount as a finite number, or a :class:`DataError` naming the deal and field."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"deal {deal_id}, field amount: '{value}' is not a number; the deal is skipped") from None
+    if not math.isfinite(number):
+        raise DataError(f"deal {deal_id}, field amount: '{value}' is not a finite number; the deal is skipped")
+    return number
