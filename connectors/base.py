@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from core.models import Contact, Deal, FieldSpec
@@ -115,14 +115,20 @@ class BulkWriter(Protocol):
 
 
 def parse_time(value: Any) -> datetime | None:
-    """Read a CRM timestamp: ISO 8601 (with ``Z`` or offset), a date, or epoch milliseconds."""
+    """Read a CRM timestamp: ISO 8601 (with ``Z`` or offset), a date, or epoch milliseconds.
+
+    Anything unreadable raises :class:`ValueError` (never ``OSError``/``OverflowError``, which
+    ``datetime.fromtimestamp`` raises for out-of-range numbers such as ``99999999999999999999``, issue 14), so
+    the caller can report the record and field and skip the record.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value
     text = str(value)
-    if text.isdigit():
-        from datetime import UTC
-
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"'{text[:40]}' is not a readable date") from None

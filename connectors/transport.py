@@ -110,6 +110,10 @@ class RateLimiter:
         self._resets_at = daily_resets_at or (lambda: next_utc_midnight(datetime.now(UTC)))
         self.waited = 0.0
 
+    def set_daily_reset(self, moment: datetime) -> None:
+        """When the CRM says the daily budget resets (e.g. midnight in the account's time zone)."""
+        self._resets_at = lambda: moment
+
     def acquire(self) -> None:
         """Wait for a slot; raise :class:`DailyLimitReached` when the daily budget (minus reserve) is spent."""
         while True:

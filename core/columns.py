@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.models import Contact, Deal, DealStatus, FieldType, PropertyValue
+from core.quality import QualityReport
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -72,8 +73,8 @@ def _epoch(value: datetime | None) -> float:
 def property_column(values: Sequence[PropertyValue], kind: FieldType) -> FloatArray | ObjArray:
     """Convert one property's raw values to a column of the declared type.
 
-    Values that cannot be read as the type become unknown (NaN/None) rather than failing the run; the
-    connector that produced them has already reported them with record and field.
+    Values that cannot be read as the type become unknown (NaN/None) rather than failing the run;
+    :func:`from_records` reports them per record and field in its ``quality`` report.
     """
     if kind in (FieldType.STRING, FieldType.ENUM):
         return np.array([None if v is None else str(v) for v in values], dtype=object)
@@ -118,20 +119,29 @@ def from_records(
     property_types: dict[str, FieldType],
     deal_property_types: dict[str, FieldType] | None = None,
     attribution: str = "primary",
+    quality: QualityReport | None = None,
 ) -> tuple[ContactColumns, DealColumns]:
     """Convert records to columns once.
 
     ``property_types`` names the contact properties the engine needs and their types; other properties are
     not carried. ``attribution`` is ``primary`` (a deal counts for its first associated contact) or ``all``
     (for every associated contact). Deals whose contacts are all unknown keep ``contact_index`` -1.
+    ``quality``, when given, receives every property value that does not fit its type or is impossible
+    (:meth:`core.quality.QualityReport.check_property`); those values become unknown.
     """
+    report = quality if quality is not None else QualityReport()
+
+    def read(name: str, ids: Sequence[str], values: Sequence[PropertyValue], kind: FieldType) -> FloatArray | ObjArray:
+        return report.check_property(name, ids, values, property_column(values, kind), kind)
+
     contact_list = [c for c in contacts if not c.archived]
     index = {c.id: i for i, c in enumerate(contact_list)}
     contact_cols = ContactColumns(
         ids=np.array([c.id for c in contact_list], dtype=object),
         created_at=np.array([_epoch(c.created_at) for c in contact_list], dtype=np.float64),
         properties={
-            name: property_column([c.properties.get(name) for c in contact_list], kind)
+            name: read(f"contact.{name}", [c.id for c in contact_list], [c.properties.get(name) for c in contact_list],
+                       kind)
             for name, kind in property_types.items()
         },
     )
@@ -152,7 +162,7 @@ def from_records(
         created_at=np.array([_epoch(d.created_at) for d, _ in rows], dtype=np.float64),
         closed_at=np.array([_epoch(d.closed_at) for d, _ in rows], dtype=np.float64),
         properties={
-            name: property_column([d.properties.get(name) for d, _ in rows], kind)
+            name: read(f"deal.{name}", [d.id for d, _ in rows], [d.properties.get(name) for d, _ in rows], kind)
             for name, kind in deal_types.items()
         },
     )

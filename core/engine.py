@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,15 @@ import numpy as np
 
 from core.actions import next_best_actions
 from core.aggregates import DAY, contact_derived, deal_aggregates, purchases_since
-from core.columns import ContactColumns, DealColumns, FloatArray, ObjArray, from_records, property_column
+from core.columns import (
+    ContactColumns,
+    DealColumns,
+    FloatArray,
+    ObjArray,
+    StatusCode,
+    from_records,
+    property_column,
+)
 from core.config import ClmConfig
 from core.criteria import FieldTable
 from core.fields import CLV_VALUES, CONTACT_DERIVED, DEAL_AGGREGATES, HISTORY_VALUES, OUTPUT_FIELDS, SCORE_VALUES
@@ -35,6 +43,7 @@ from core.meddic import MeddicTable, meddic_table
 from core.metrics import Snapshot, snapshot
 from core.models import Contact, Deal, Enrichment, FieldType
 from core.predictive import PredictiveResult, predict_conversion
+from core.quality import QualityReport
 from core.scoring import score
 from core.stages import StageAssignment, assign_stages
 
@@ -137,6 +146,9 @@ class EnrichResult:
     predictive: PredictiveResult
     table: FieldTable
     as_of: float
+    quality: QualityReport = field(default_factory=QualityReport)
+    """Values excluded as not fitting their type or impossible, per field with example record ids
+    (:mod:`core.quality`); the diagnostics' ``data`` has one line per field."""
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -204,7 +216,8 @@ def enrich(
     ``contacts``/``deals`` are columns, or records converted once with the configuration's property types
     (:func:`core.columns.from_records`). ``previous`` is the last run's stages (for ``stage_since`` and the
     history fields). ``period_days`` is the window of the snapshot's retention and sales metrics.
-    Never raises for the data's sake: model failures fall back and are reported in the diagnostics.
+    Never raises for the data's sake: model failures fall back and are reported in the diagnostics, and values
+    that do not fit their type or are impossible are excluded and reported per field (:mod:`core.quality`).
     """
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -218,12 +231,18 @@ def enrich(
 
     moment = _epoch(as_of)
     notes: list[str] = []
-    contact_cols, deal_cols = _columns(contacts, deals, config)
+    quality = QualityReport()
+    contact_cols, deal_cols = _columns(contacts, deals, config, quality)
     n = len(contact_cols)
     kinds = dict(config.data.contact_properties)
     table = FieldTable(n, moment)
     for name, column in contact_cols.properties.items():
-        table.set(name, _typed(column, kinds.get(name)), kinds.get(name))
+        kind = kinds.get(name)
+        typed = _typed(column, kind)
+        if kind is not None:
+            # Columns given directly were never checked; records were (in from_records), and then this finds nothing.
+            typed = quality.check_property(f"contact.{name}", contact_cols.ids, column.tolist(), typed, kind)
+        table.set(name, typed, kind)
     missing = [name for name in kinds if name not in contact_cols.properties]
     for name in missing:
         table.set(name, _unknown(n, kinds[name]), kinds[name])
@@ -233,6 +252,10 @@ def enrich(
     if outside.any():
         # Columns built by hand can point past the contacts: such deals have no known contact.
         deal_cols = replace(deal_cols, contact_index=np.where(outside, -1, deal_cols.contact_index))
+    keep = quality.check_deals(deal_cols.ids, deal_cols.amount, deal_cols.status != StatusCode.OPEN,
+                               deal_cols.created_at, deal_cols.closed_at, moment)
+    if not keep.all():
+        deal_cols = _subset(deal_cols, keep)
     unattributed = int((deal_cols.contact_index < 0).sum())
     if unattributed:
         notes.append(f"{unattributed} deal(s) without a known contact were ignored")
@@ -265,6 +288,12 @@ def enrich(
 
     if previous is not None:
         previous_stage, previous_since = previous.aligned(contact_cols.ids)
+        future = previous_since > moment
+        if future.any():
+            # A run with an as-of ahead of this one left stage entries in the future (issue 14); carrying them
+            # forward would write a future stage_since, so they count as entered now.
+            notes.append(f"{int(future.sum())} previous stage entry time(s) after the as-of were set to the as-of")
+            previous_since = np.where(future, moment, previous_since)
     else:
         previous_stage, previous_since = np.full(n, None, dtype=object), np.full(n, np.nan)
     table.update({
@@ -306,11 +335,12 @@ def enrich(
         predictive=predictive.to_dict(),
         scoring=scores.describe(),
         meddic=meddic.summary(),
-        data=notes,
+        data=notes + quality.lines(),
         seconds=seconds,
     )
     return EnrichResult(ids=contact_cols.ids, columns=columns, metrics=metrics, diagnostics=diagnostics,
-                        meddic=meddic, stages=assignment, predictive=predictive, table=table, as_of=moment)
+                        meddic=meddic, stages=assignment, predictive=predictive, table=table, as_of=moment,
+                        quality=quality)
 
 
 def _epoch(as_of: datetime | float) -> float:
@@ -322,7 +352,7 @@ def _epoch(as_of: datetime | float) -> float:
 
 
 def _columns(contacts: ContactColumns | Sequence[Contact], deals: DealColumns | Sequence[Deal],
-             config: ClmConfig) -> tuple[ContactColumns, DealColumns]:
+             config: ClmConfig, quality: QualityReport) -> tuple[ContactColumns, DealColumns]:
     """Columns as given, or converted once from records with the configured property types."""
     if isinstance(contacts, ContactColumns) and isinstance(deals, DealColumns):
         return contacts, deals
@@ -334,7 +364,15 @@ def _columns(contacts: ContactColumns | Sequence[Contact], deals: DealColumns | 
         if prop:
             deal_types.setdefault(prop, FieldType.STRING)
     return from_records(contacts, deals, dict(config.data.contact_properties), deal_types,
-                        attribution=config.data.attribution)
+                        attribution=config.data.attribution, quality=quality)
+
+
+def _subset(deals: DealColumns, keep: np.ndarray) -> DealColumns:
+    """The deals of ``keep`` (a boolean mask), every column alike."""
+    return DealColumns(ids=deals.ids[keep], contact_index=deals.contact_index[keep], amount=deals.amount[keep],
+                       status=deals.status[keep], created_at=deals.created_at[keep],
+                       closed_at=deals.closed_at[keep],
+                       properties={name: column[keep] for name, column in deals.properties.items()})
 
 
 def _typed(column: np.ndarray, kind: FieldType | None) -> np.ndarray:

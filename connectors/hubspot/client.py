@@ -112,6 +112,8 @@ class HubSpotClient:
             token = token or secret(config.token_env, "hubspot.token_env")
         self._token = token
         self._apis: dict[str, Any] = {}
+        self.daily_resets_at: datetime | None = None
+        """When the account's daily limit resets (midnight in the account's time zone), once read."""
 
     # --- tokens ------------------------------------------------------------------------------------------
 
@@ -153,6 +155,38 @@ class HubSpotClient:
         self._expires_at = self.clock() + float(body.get("expires_in") or 1800)
         self.refreshes += 1
         self._apis.clear()
+
+    def read_daily_reset(self) -> None:
+        """Learn when the daily limit resets from the private-app usage endpoint (``resetsAt``,
+        developers.hubspot.com/docs/api-reference/legacy/account/account-information/get-usage-details): it is
+        midnight in the account's time zone, which neither the rate-limit headers nor the DAILY 429 tell. OAuth
+        calls have no daily limit. Best effort: without it the hint falls back to UTC midnight."""
+        if self._oauth or self.daily_resets_at is not None:
+            return
+        url = self.config.base_url.rstrip("/") + "/account-info/v3/api-usage/daily/private-apps"
+
+        def attempt() -> dict[str, Any]:
+            try:
+                response = httpx.get(url, headers={"Authorization": f"Bearer {self._current_token()}"},
+                                     timeout=self.timeout)
+            except httpx.TransportError as exc:
+                raise Transient(f"connection: {type(exc).__name__}") from exc
+            if response.status_code >= 500:
+                raise Transient(f"{response.status_code} from the usage endpoint")
+            body = parse_json(response.content) if response.status_code == 200 else {}
+            return body if isinstance(body, dict) else {}
+
+        try:
+            body = self.transport.call_named("HubSpot", "read the daily API usage", attempt)
+        except (ConnectorError, AuthError):
+            return
+        for item in body.get("results") or []:
+            try:
+                self.daily_resets_at = datetime.fromisoformat(str(item["resetsAt"]).replace("Z", "+00:00"))
+            except (KeyError, ValueError):
+                continue
+            self.transport.limiter.set_daily_reset(self.daily_resets_at)
+            return
 
     # --- calls -------------------------------------------------------------------------------------------
 
@@ -201,10 +235,13 @@ class HubSpotClient:
         if status == 429:
             policy = str(body.get("policyName", ""))
             if policy == "DAILY":
+                known = self.daily_resets_at
                 raise DailyLimitReached(
                     "HubSpot's daily API limit is reached",
-                    resets_at=next_utc_midnight(datetime.now(UTC)),
-                    hint="the run stopped cleanly; HubSpot resets the daily limit at midnight in the account's "
+                    resets_at=known or next_utc_midnight(datetime.now(UTC)),
+                    hint=f"the run stopped cleanly; HubSpot resets the daily limit at {known.isoformat()} (midnight "
+                         "in the account's time zone); run again then to resume" if known else
+                         "the run stopped cleanly; HubSpot resets the daily limit at midnight in the account's "
                          "time zone; run again then to resume",
                 )
             retry_after = _float(headers.get("retry-after"))

@@ -80,6 +80,7 @@ class Puller:
         whose entry is a full list under way continues it; the rest are searched incrementally.
         """
         run_start = int(self.wall() * 1000)
+        self.client.read_daily_reset()
         stored = dict(cursor or {})
         incremental_deals = False
         for object_type in OBJECT_TYPES:

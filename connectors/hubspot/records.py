@@ -41,10 +41,13 @@ def add_contact(raw: Mapping[str, Any], page: Page) -> None:
         contact = Contact(
             id=str(raw["id"]),
             email=props.pop("email", None) or None,
-            created_at=parse_time(raw.get("createdAt") or props.get("createdate")) or datetime.now(UTC),
-            updated_at=parse_time(raw.get("updatedAt") or props.get("lastmodifieddate")),
+            created_at=record_time(raw, "createdAt", "createdate", "contact") or datetime.now(UTC),
+            updated_at=record_time(raw, "updatedAt", "lastmodifieddate", "contact"),
             properties={k: v for k, v in props.items() if v is not None},
         )
+    except DataError as exc:
+        page.problems.append(exc.message)
+        return
     except (ValueError, TypeError, OverflowError) as exc:
         page.problems.append(f"contact {raw.get('id')}: unreadable record ({exc.__class__.__name__})")
         return
@@ -65,9 +68,9 @@ def add_deal(raw: Mapping[str, Any], contact_ids: Sequence[str], page: Page) -> 
             pipeline=props.get("pipeline") or None,
             stage=props.get("dealstage") or None,
             status=deal_status(props),
-            created_at=parse_time(raw.get("createdAt") or props.get("createdate")) or datetime.now(UTC),
-            closed_at=parse_time(props.get("closedate")),
-            updated_at=parse_time(raw.get("updatedAt") or props.get("hs_lastmodifieddate")),
+            created_at=record_time(raw, "createdAt", "createdate", "deal") or datetime.now(UTC),
+            closed_at=record_time(raw, None, "closedate", "deal"),
+            updated_at=record_time(raw, "updatedAt", "hs_lastmodifieddate", "deal"),
             contact_ids=tuple(contact_ids),
             properties={k: v for k, v in props.items() if v is not None},
         ))
@@ -106,6 +109,17 @@ def deal_status(props: Mapping[str, Any]) -> DealStatus:
         return DealStatus.LOST if str(closed).lower() == "true" else DealStatus.OPEN
     stage = str(props.get("dealstage") or "")
     return {"closedwon": DealStatus.WON, "closedlost": DealStatus.LOST}.get(stage, DealStatus.OPEN)
+
+
+def record_time(raw: Mapping[str, Any], top: str | None, prop: str, kind: str) -> datetime | None:
+    """A record's time from its top-level key (``createdAt``) or else its property, or a :class:`DataError`
+    naming the record and field when it is not a readable date (e.g. ``99999999999999999999``, issue 14)."""
+    props = raw.get("properties") or {}
+    name, value = (top, raw.get(top)) if top is not None and raw.get(top) else (prop, props.get(prop))
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise DataError(f"{kind} {raw.get('id')}, field {name}: {exc}; the {kind} is skipped") from None
 
 
 def amount(value: Any, deal_id: str) -> float | None:

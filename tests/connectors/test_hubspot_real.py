@@ -180,3 +180,22 @@ def test_a_three_hour_oauth_run_refreshes_ahead_of_expiry_and_never_sees_a_401(
     # One refresh to start, then one every 25 minutes (5 minutes ahead of the 30-minute expiry).
     assert conn.client.refreshes == 8
     assert emulator.request_counts["POST /oauth/v3/token"] == 8
+
+
+def test_the_daily_limit_resets_at_midnight_in_the_accounts_time_zone() -> None:
+    from core.errors import DailyLimitReached
+
+    emulator = HubSpotEmulator(rate_limits=RateLimits(per_window=None, daily=12, search_per_second=None),
+                               time_zone="Asia/Tokyo", search_lag_ms=0)
+    server = serve(emulator, 20)
+    try:
+        conn = connector(server, emulator)
+        drain(conn.pull(None), {})  # a run reads when the day resets before it needs to know
+        ids = emulator.ids("contacts")
+        with pytest.raises(DailyLimitReached) as info:
+            for _ in range(20):
+                conn.write([FieldUpdate(ids[0], {"lead_score": 1.0})])
+    finally:
+        server.stop()
+    assert info.value.resets_at == emulator.limiter.resets_at()
+    assert info.value.resets_at is not None and info.value.resets_at.hour == 15  # midnight in Tokyo, in UTC

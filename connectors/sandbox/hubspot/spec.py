@@ -101,11 +101,26 @@ class Specs:
     apis: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     """Why validation is off (empty when it is on)."""
+    _request_validators: dict[int, tuple[Any, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def enabled(self) -> bool:
         """True when requests and responses are validated."""
         return bool(self.apis)
+
+    def _validators(self, api: Any) -> tuple[Any, ...]:
+        cached = self._request_validators.get(id(api))
+        if cached is None:
+            from openapi_core.validation.request.validators import (
+                V30RequestBodyValidator,
+                V30RequestParametersValidator,
+            )
+
+            # Security is not validated: tokens are the emulator's auth module's job (and openapi-core has no
+            # oauth2 provider).
+            cached = (V30RequestParametersValidator(api.spec), V30RequestBodyValidator(api.spec))
+            self._request_validators[id(api)] = cached
+        return cached
 
     def _operation(self, path: str) -> tuple[Any, str] | None:
         path = path.rstrip("/") or "/"
@@ -129,21 +144,15 @@ class Specs:
             return []
         from openapi_core.templating.paths.exceptions import PathError
         from openapi_core.testing import MockRequest
-        from openapi_core.validation.request.validators import (
-            V30RequestBodyValidator,
-            V30RequestParametersValidator,
-        )
 
         api, spec_path = found
         media = (content_type or "application/json").split(";")[0].strip() or "application/json"
         request = MockRequest(_SPEC_HOST, method.lower(), spec_path, args={k: list(v) for k, v in query.items()},
                               data=body or None, content_type=media)
         problems: list[Problem] = []
-        # Security is not validated here: tokens are the emulator's auth module's job (openapi-core has no
-        # oauth2 provider).
-        for validator in (V30RequestParametersValidator, V30RequestBodyValidator):
+        for validator in self._validators(api):
             try:
-                errors = list(validator(api.spec).iter_errors(request))
+                errors = list(validator.iter_errors(request))
             except PathError:
                 return []  # an operation the spec does not have; the emulator's router answers it
             for error in errors:
