@@ -206,6 +206,9 @@ def diagnostic_lines(diagnostics: dict[str, Any]) -> list[str]:
                      f"{predictive.get('lift_top_decile', 0):.1f}")
     elif predictive.get("status") == "refused":
         lines.append(f"predictive score not written: {predictive.get('reason')}")
+    # CRM values that did not fit their field or were impossible, one line per field (core.quality).
+    lines.extend(str(line) for line in diagnostics.get("data") or []
+                 if isinstance(line, str) and line.startswith(("contact.", "deal.")))
     return lines
 
 

@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.base import BulkWriter, Connector, FieldUpdate, WriteResult
 from core.config import ClmConfig
-from core.errors import AuthError, ConnectorError, RateLimited
+from core.errors import AuthError, ConnectorError, RateLimited, UsageError
 from core.fields import OUTPUT_FIELDS
 from core.models import Enrichment, FieldSpec
 from sync.lock import RunLock
@@ -32,6 +32,11 @@ MAX_LISTED = 20
 #: Records per bulk write (a connector's Bulk API job): one checkpoint each, so a stop loses at most this much
 #: progress, which the next run finds already in the CRM when it pulls, and does not write again.
 BULK_CHUNK = 10_000
+#: How long a check that all our fields exist is trusted (see ``SyncRunner._ensure_fields``).
+FIELDS_RECHECK = timedelta(days=1)
+FIELDS_MARKER = "fields_ensured"
+#: How far ahead of the clock an as-of may be (clock skew between machines), no more.
+AS_OF_MARGIN = timedelta(minutes=10)
 log = logging.getLogger("clm.sync")
 
 
@@ -121,6 +126,10 @@ class SyncRunner:
         started = time.monotonic()
         deadline = None if options.max_runtime is None else started + options.max_runtime
         as_of = options.as_of or datetime.now(UTC)
+        if as_of > datetime.now(UTC) + AS_OF_MARGIN:
+            # A future as-of would stamp future stage_since/computed_at that later, correct runs carry forward.
+            raise UsageError(f"the as-of time {as_of.isoformat()} is in the future",
+                             hint="leave it unset (now) or give a past time to backtest")
         self.state.mark_interrupted_runs()
         in_flight = self.state.in_flight()
         self.state.close_plans()
@@ -201,9 +210,21 @@ class SyncRunner:
 
     def _ensure_fields(self, summary: RunSummary) -> None:
         """Create our missing fields (idempotent); a field that exists with another type is left alone and
-        not written this run."""
+        not written this run.
+
+        Reading every property definition of the portal on every run is wasted calls (and megabytes on a large
+        portal): once all our fields were found in order, they are checked again only when the field set
+        changes, a day has passed, or the CRM rejected a write because a property is missing.
+        """
+        fingerprint = values_hash({s.name: [s.type.value, list(s.options)] for s in self.specs})
+        marker = self.state.meta_value(FIELDS_MARKER)
+        if marker is not None:
+            known, _, at = marker.partition("|")
+            if known == fingerprint and datetime.now(UTC) - datetime.fromisoformat(at) < FIELDS_RECHECK:
+                return
         statuses = self.connector.ensure_fields(self.specs)
         broken = {s.name for s in statuses if s.action in ("conflict", "failed")}
+        self.state.set_meta(FIELDS_MARKER, None if broken else f"{fingerprint}|{datetime.now(UTC).isoformat()}")
         for status in statuses:
             if status.name in broken:
                 summary.problems.append(f"field {status.crm_name} not written: {status.detail}")
@@ -360,6 +381,8 @@ class SyncRunner:
                 gone.append(result.record_id)
             else:
                 reason = result.reason or "rejected"
+                if "PROPERTY_DOESNT_EXIST" in reason or "does not exist" in reason:
+                    self.state.set_meta(FIELDS_MARKER, None)  # someone deleted a field of ours: check next run
                 rejected.append((Rejection(result.record_id, result.field, reason, result.transient,
                                            values_hash(values[result.record_id]), 1), run_id))
                 if len(summary.rejected) < MAX_LISTED:

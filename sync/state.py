@@ -88,6 +88,8 @@ class StateStore(Protocol):
     def cursor(self) -> dict[str, str]: ...
     def start_full_pull(self) -> None: ...
     def full_pull_in_progress(self) -> bool: ...
+    def meta_value(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str | None) -> None: ...
     def finish_full_pull(self) -> tuple[int, int]: ...
     def apply_page(self, contacts: Sequence[Contact], deals: Sequence[Deal], deleted_contacts: Sequence[str],
                    deleted_deals: Sequence[str], cursor: Mapping[str, str], owned_names: Mapping[str, str],
@@ -198,6 +200,20 @@ class SQLiteState:
     def full_pull_in_progress(self) -> bool:
         """Whether a full pull was started and has not completed."""
         return self.db.execute("SELECT 1 FROM meta WHERE key = 'full_pull'").fetchone() is not None
+
+    def meta_value(self, key: str) -> str | None:
+        """A small named value the sync keeps between runs (None when unset)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (f"sync.{key}",)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or with None, forget) a named value."""
+        with self.transaction() as db:
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (f"sync.{key}",))
+            else:
+                db.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                           (f"sync.{key}", value))
 
     def finish_full_pull(self) -> tuple[int, int]:
         """Drop records a complete full pull did not see; returns (contacts, deals) dropped."""

@@ -137,6 +137,8 @@ class Puller:
                     continue
                 try:
                     page.contacts.append(to_contact(row, wanted))
+                except DataError as exc:
+                    page.problems.append(exc.message)
                 except (ValueError, TypeError) as exc:
                     page.problems.append(f"{sobject} {record_id}: unreadable record ({exc.__class__.__name__})")
             if ordered:
@@ -204,7 +206,9 @@ class Puller:
                 people = self._account_contacts.get(str(row["AccountId"]), ())
             try:
                 page.deals.append(to_deal(row, people, wanted))
-            except (DataError, ValueError, TypeError) as exc:
+            except DataError as exc:
+                page.problems.append(exc.message)
+            except (ValueError, TypeError) as exc:
                 page.problems.append(f"Opportunity {row.get('Id')}: unreadable record ({exc.__class__.__name__})")
 
     def _load_account_contacts(self, accounts: set[str]) -> None:

@@ -7,13 +7,14 @@ field's describe type, so the two paths give identical records.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import ConnectorError
+from core.errors import ConnectorError, DataError
 from core.models import Contact, Deal, DealStatus, PropertyValue
 
 Row = dict[str, Any]
@@ -85,8 +86,21 @@ def converter(kind: str, *, csv: bool) -> Callable[[Any], PropertyValue]:
     """A function turning one JSON value (or CSV cell when ``csv``) of a field of this describe type into ours.
 
     Dates become midnight UTC datetimes (the engine compares datetimes); CSV empty cells are null (Bulk API
-    "Valid Date Format in Records" / null values are exported as empty cells).
+    "Valid Date Format in Records" / null values are exported as empty cells). A value that cannot be read as
+    its type stays as its text (never an exception that would stop the pull, issue 14): :func:`to_deal` and
+    :func:`to_contact` report it naming record and field, and the engine's quality check reports properties.
     """
+    read = _converter(kind, csv=csv)
+
+    def lenient(value: Any) -> PropertyValue:
+        try:
+            return read(value)
+        except (ValueError, TypeError, OverflowError):
+            return str(value)
+    return lenient
+
+
+def _converter(kind: str, *, csv: bool) -> Callable[[Any], PropertyValue]:
     if kind in _NUMBER_KINDS:
         def number(value: Any) -> PropertyValue:
             return None if value is None or value == "" else float(value)
@@ -250,14 +264,28 @@ def properties(row: Row, wanted: Mapping[str, str]) -> dict[str, PropertyValue]:
     return out
 
 
+class UnreadableField(DataError, ValueError):
+    """A record field that is not of its type; a :class:`ValueError` too, which the pull already catches."""
+
+
+def record_time(row: Row, name: str, record: str) -> datetime | None:
+    """A record's own time field, or :class:`UnreadableField` naming the record and field when it is unreadable
+    (the converter left its text, e.g. a ``CloseDate`` of ``99999999999999999999``; issue 14)."""
+    value = row.get(name)
+    if value is None or isinstance(value, datetime):
+        return value
+    raise UnreadableField(f"{record} {row.get('Id')}, field {name}: '{str(value)[:40]}' is not a readable date; "
+                          "the record is skipped")
+
+
 def to_contact(row: Row, wanted: Mapping[str, str]) -> Contact:
     """A Contact or Lead row as our contact."""
-    created = row.get("CreatedDate")
+    created = record_time(row, "CreatedDate", "contact")
     return Contact(
         id=str(row["Id"]),
         email=row.get("Email") or None,
-        created_at=created if isinstance(created, datetime) else datetime.now(UTC),
-        updated_at=row.get("LastModifiedDate"),
+        created_at=created if created is not None else datetime.now(UTC),
+        updated_at=record_time(row, "LastModifiedDate", "contact"),
         properties=properties(row, wanted),
     )
 
@@ -298,8 +326,12 @@ def to_deal(row: Row, contact_ids: tuple[str, ...], wanted: Mapping[str, str]) -
     so an open deal gets no ``closed_at``.
     """
     status = deal_status(row)
-    created = row.get("CreatedDate")
+    created = record_time(row, "CreatedDate", "Opportunity")
+    closed = record_time(row, "CloseDate", "Opportunity")
     amount = row.get("Amount")
+    if amount is not None and not (isinstance(amount, int | float) and math.isfinite(amount)):
+        raise UnreadableField(f"Opportunity {row.get('Id')}, field Amount: '{str(amount)[:40]}' is not a finite "
+                              "number; the record is skipped")
     return Deal(
         id=str(row["Id"]),
         amount=float(amount) if amount is not None else None,
@@ -307,9 +339,9 @@ def to_deal(row: Row, contact_ids: tuple[str, ...], wanted: Mapping[str, str]) -
         pipeline=None,
         stage=row.get("StageName") or None,
         status=status,
-        created_at=created if isinstance(created, datetime) else datetime.now(UTC),
-        closed_at=row.get("CloseDate") if status is not DealStatus.OPEN else None,
-        updated_at=row.get("LastModifiedDate"),
+        created_at=created if created is not None else datetime.now(UTC),
+        closed_at=closed if status is not DealStatus.OPEN else None,
+        updated_at=record_time(row, "LastModifiedDate", "Opportunity"),
         contact_ids=contact_ids,
         properties=properties(row, wanted),
     )

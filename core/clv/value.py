@@ -73,9 +73,13 @@ class EmpiricalRates:
       rho = sum(x) / sum(T) with the weight of one median observation window tau:
       (x + rho tau) / (T + tau). This is the posterior mean of a Poisson rate under a Gamma(rho tau, tau)
       prior, so a customer seen for a day does not get an absurd rate (exposure counts as at least a day).
-    * ``p_alive``: exp(-rate (T - t_x)), the chance of a silence at least as long as the current one if
-      the customer still bought at that rate: near 1 after a recent purchase, small after a long gap.
-      A heuristic score in [0, 1], not a posterior probability.
+    * ``p_alive``: s = exp(-rate (T - t_x)) is the chance of a silence at least as long as the current one if
+      the customer still bought at that rate; its odds s / (1 - s) are weighed by the odds (1 - p) / p of
+      not having dropped out, p = 1 / (x + 2) (Laplace's rule after x repeat purchases without dropping out):
+      p_alive = (1 - p) s / ((1 - p) s + p (1 - s)). Without repeat purchases (p = 1/2) that is s itself; with
+      many, a silence of the usual gap is no sign of dropout (issue 14: the only customer, 500 purchases, the
+      last one a usual gap ago, was written churned with 0.40). A heuristic score in [0, 1] (1 right after a
+      purchase), not a posterior probability.
     * ``spend``: mean spend per purchase day, (total spend + mu) / (purchases + 1), shrunk towards the
       pooled mean mu with the weight of one purchase; refunds beyond purchases count as 0.
     """
@@ -96,7 +100,10 @@ def empirical_rates(summary: TransactionSummary) -> EmpiricalRates:
     prior_purchases = float(x[customer].sum()) * (tau / exposure) if exposure > 0 else 0.0
     # Summaries count whole days, so no rate is measured over less than one day.
     rate = (x + prior_purchases) / np.maximum(T + tau, 1.0 / summary.days_per_unit)
-    p_alive = np.exp(-rate * (T - summary.recency))
+    silence = np.exp(-rate * (T - summary.recency))
+    dropout = 1.0 / (x + 2.0)
+    stayed = (1.0 - dropout) * silence
+    p_alive = stayed / (stayed + dropout * (1.0 - silence))
     count = summary.purchase_count.astype(np.float64)
     purchases = float(count[customer].sum())
     mu = float(summary.total_spend[customer].sum()) / purchases if purchases > 0 else 0.0

@@ -199,3 +199,30 @@ def test_the_daily_limit_resets_at_midnight_in_the_accounts_time_zone() -> None:
         server.stop()
     assert info.value.resets_at == emulator.limiter.resets_at()
     assert info.value.resets_at is not None and info.value.resets_at.hour == 15  # midnight in Tokyo, in UTC
+
+
+def test_an_incremental_pull_stopped_mid_window_resumes_from_its_page() -> None:
+    clock = Clock(T0)
+    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), clock=clock, search_lag_ms=0)
+    server = serve(emulator, 1_000)
+    try:
+        conn = connector(server, emulator, clock)
+        cursor: dict[str, str] = {}
+        drain(conn.pull(None), cursor)
+        clock.advance(60)
+        for contact_id in emulator.ids("contacts"):
+            emulator.edit("contacts", contact_id, {"jobtitle": "Edited"})
+            clock.advance(0.001)
+        clock.advance(5)
+        first: list[str] = []
+        for i, page in enumerate(conn.pull(dict(cursor))):  # stopped after two pages of 200
+            cursor.update(page.cursor)
+            first.extend(c.id for c in page.contacts)
+            if i == 1:
+                break
+        rest = [c.id for p in drain(conn.pull(dict(cursor)), cursor) for c in p.contacts]
+    finally:
+        server.stop()
+    assert len(first) == 400
+    assert not set(first) & set(rest), "the resumed pull starts at the page it reached"
+    assert sorted(first + rest, key=int) == emulator.ids("contacts")

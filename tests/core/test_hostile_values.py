@@ -16,11 +16,14 @@ from hypothesis import strategies as st
 
 from connectors.base import Page, parse_time
 from connectors.hubspot.records import add_contact, add_deal
+from connectors.salesforce.records import converter, to_deal
 from connectors.sandbox.generator import DEAL_PROPERTY_TYPES, PROPERTY_TYPES, generate
 from core.config import ClmConfig, DataConfig, ScoringConfig
 from core.defaults import example_action_rules, example_scoring_rules
 from core.engine import OUTPUT_NAMES, EnrichResult, PreviousState, enrich
 from core.models import Contact, Deal, DealStatus, FieldType
+from tests.core.builders import AS_OF as BUILDERS_AS_OF
+from tests.core.builders import contacts, deals
 
 CONFIG = ClmConfig(
     data=DataConfig(contact_properties=dict(PROPERTY_TYPES), deal_properties=dict(DEAL_PROPERTY_TYPES)),
@@ -102,7 +105,7 @@ def hostile_batch(draw: st.DrawFn) -> list[tuple[str, int, Any]]:
     """Up to one bad value per field (so each is named among the field's examples): (field, row, value)."""
     fields = draw(st.lists(st.sampled_from([f"contact.{n}" for n in TYPED] + list(DEAL_FIELDS)),
                            min_size=3, max_size=9, unique=True))
-    batch = []
+    batch: list[tuple[str, int, Any]] = []
     for field in fields:
         if field == "deal.amount":
             batch.append((field, draw(st.sampled_from(WON)), draw(BAD_AMOUNTS)))
@@ -243,3 +246,26 @@ def test_contact_values_not_fitting_their_type_are_reported_and_unknown(name: st
     result = run(hostile, DEALS)
     assert reported(result, f"contact.{name}", CONTACTS[3].id)
     assert_same(result, run(clean, DEALS))
+
+
+@pytest.mark.parametrize(("field", "kind", "value"), [
+    ("CloseDate", "date", "99999999999999999999"), ("CloseDate", "date", "2024-13-45"),
+    ("CreatedDate", "datetime", "yesterday"), ("Amount", "currency", "$12"), ("Amount", "currency", "1e309"),
+])
+def test_a_salesforce_opportunity_with_an_unreadable_field_names_record_and_field(
+        field: str, kind: str, value: str) -> None:
+    row = {"Id": "006000000000001AAA", "IsWon": True, "IsClosed": True, "Amount": 10.0,
+           "CreatedDate": datetime(2025, 1, 1, tzinfo=UTC), "CloseDate": datetime(2025, 2, 1, tzinfo=UTC)}
+    # The converter must not raise (that stopped the whole pull); it leaves the text for to_deal to report.
+    row[field] = converter(kind, csv=True)(value)
+    with pytest.raises(ValueError, match=f"^Opportunity 006000000000001AAA, field {field}: .*skipped"):
+        to_deal(row, ("c1",), {})
+
+
+def test_the_only_customer_buying_at_its_usual_gap_is_not_churned() -> None:
+    gap = 1.1
+    rows = [(0, "won", 50.0, 600.0, gap * (500 - k)) for k in range(500)]
+    people = contacts([700.0] + [300.0] * 20)
+    result = enrich(people, deals(rows), ClmConfig(), BUILDERS_AS_OF)
+    assert result.columns["p_alive"][0] > 0.9
+    assert result.columns["stage"][0] != "churned"

@@ -96,3 +96,23 @@ def test_merged_buying_contacts_and_deals_end_as_a_fresh_full_pull_computes(tmp_
         for name in ("stage", "historical_value", "clv"):
             if specs[name].type is FieldType.NUMBER or want[name] is not None:
                 assert same(specs[name], crm[survivor].get(f"clm_{name}"), want[name], 1e-3), (survivor, name)
+
+
+def test_a_run_as_of_a_year_ahead_is_refused_before_it_writes(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import pytest
+
+    from core.errors import UsageError
+
+    data = generate(50, seed=2)
+    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), search_lag_ms=0)
+    emulator.seed(data.contact_records(), data.deal_records())
+    server = SandboxServer(emulator).start()
+    try:
+        sync = runner(server.url, emulator.token, tmp_path / "state.db")
+        with pytest.raises(UsageError, match="in the future"):
+            sync.run(SyncOptions(as_of=datetime.now(UTC) + timedelta(days=365)))
+    finally:
+        server.stop()
+    assert emulator.total_writes() == 0 and sync.state.runs() == []
