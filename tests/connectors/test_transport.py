@@ -134,3 +134,24 @@ def test_map_keeps_order_and_bounds_concurrency() -> None:
 
     assert list(transport.map(work, range(20))) == [i * i for i in range(20)]
     assert peak <= 3
+
+
+def test_map_hands_over_work_that_succeeded_after_the_one_that_failed() -> None:
+    # The first batch meets the daily limit (its request arrived last); the three sent with it were applied by the
+    # CRM and must still reach the caller to be checkpointed.
+    release = threading.Event()
+
+    def send(item: int) -> int:
+        if item == 0:
+            release.wait(5)
+            raise DailyLimitReached("daily limit", resets_at=None)
+        if item == 3:
+            release.set()
+        return item
+
+    transport = Transport(RateLimiter(Limits(1000, 10.0)), concurrency=4)
+    got: list[int] = []
+    with pytest.raises(DailyLimitReached):
+        for result in transport.map(send, range(4)):
+            got.append(result)
+    assert sorted(got) == [1, 2, 3]
