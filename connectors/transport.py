@@ -268,37 +268,30 @@ class Transport:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="crm") as pool:
             pending: deque[Future[U]] = deque()
             iterator = iter(items)
-            failure: Exception | None = None
+            window = self.concurrency * 2
             try:
-                for item in iterator:
-                    pending.append(pool.submit(func, item))
-                    if len(pending) >= self.concurrency * 2:
-                        future = pending.popleft()
-                        try:
-                            result = future.result()
-                        except Exception as exc:
-                            failure = exc
+                while True:
+                    for item in iterator:
+                        pending.append(pool.submit(func, item))
+                        if len(pending) >= window:
                             break
-                        yield result
-                while failure is None and pending:
+                    if not pending:
+                        return
                     future = pending.popleft()
                     try:
                         result = future.result()
-                    except Exception as exc:
-                        failure = exc
-                        break
+                    except Exception:
+                        # Work already sent may have succeeded after the one that failed (a daily limit reached by
+                        # a request that arrived first): hand it over so the caller checkpoints it, then stop.
+                        for other in pending:
+                            other.cancel()
+                        started = [f for f in pending if not f.cancelled()]
+                        pending.clear()
+                        for other in started:
+                            if other.exception() is None:
+                                yield other.result()
+                        raise
                     yield result
-                if failure is not None:
-                    # Work already sent may have succeeded after the one that failed (a daily limit reached by a
-                    # request that arrived first): hand it over so the caller checkpoints it, then stop.
-                    for future in pending:
-                        future.cancel()
-                    started = [f for f in pending if not f.cancelled()]
-                    pending.clear()
-                    for future in started:
-                        if future.exception() is None:
-                            yield future.result()
-                    raise failure
             finally:
                 for future in pending:
                     future.cancel()

@@ -6,6 +6,7 @@ tokens that live 30 minutes. Each test fails against a connector that assumes th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -48,7 +49,7 @@ def serve(emulator: HubSpotEmulator, n: int, deals: list[Deal] | None = None) ->
 def connector(server: SandboxServer, emulator: HubSpotEmulator, clock: Clock | None = None, *, lookback: int = 300,
               sweep: int = 0, **config: object) -> HubSpotConnector:
     cfg = HubSpotConfig(base_url=server.url, search_per_second=100, search_lookback_seconds=lookback,
-                        association_sweep_pages=sweep, **config)  # type: ignore[arg-type]
+                        association_sweep_pages=sweep, **config)
     transport = Transport(RateLimiter(Limits(10_000, 10.0)), backoff_base=0.01)
     extra = {"wall": clock} if clock is not None else {}
     return HubSpotConnector(cfg, contact_properties=["jobtitle"], owned_fields=OUTPUT_FIELDS, token=emulator.token,
@@ -63,14 +64,23 @@ def drain(pages: Iterator[Page], cursor: dict[str, str]) -> list[Page]:
     return out
 
 
-def test_edits_just_before_and_during_a_pull_under_index_lag_arrive_by_the_next_pull() -> None:
+@contextmanager
+def pulled_portal(n: int, lag_ms: int) -> Iterator[tuple[Clock, HubSpotEmulator, HubSpotConnector, dict[str, str]]]:
+    """A portal of ``n`` contacts on a shared fake clock, fully pulled once; yields the cursor it stored."""
     clock = Clock(T0)
-    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), clock=clock, search_lag_ms=5000)
-    server = serve(emulator, 1_000)
+    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), clock=clock, search_lag_ms=lag_ms)
+    server = serve(emulator, n)
     try:
         conn = connector(server, emulator, clock)
         cursor: dict[str, str] = {}
         drain(conn.pull(None), cursor)
+        yield clock, emulator, conn, cursor
+    finally:
+        server.stop()
+
+
+def test_edits_just_before_and_during_a_pull_under_index_lag_arrive_by_the_next_pull() -> None:
+    with pulled_portal(1_000, 5000) as (clock, emulator, conn, cursor):
         clock.advance(60)
         before = emulator.ids("contacts")[:50]
         for contact_id in before:  # edited in the 2.5 s before the sync starts, each indexed after its own delay
@@ -78,7 +88,7 @@ def test_edits_just_before_and_during_a_pull_under_index_lag_arrive_by_the_next_
             clock.advance(0.05)
         during = emulator.ids("contacts")[500:550]
         pages = conn.pull(dict(cursor))
-        seen_now = []
+        seen_now: list[str] = []
         for i, page in enumerate(pages):
             cursor.update(page.cursor)
             seen_now.extend(c.id for c in page.contacts)
@@ -89,26 +99,16 @@ def test_edits_just_before_and_during_a_pull_under_index_lag_arrive_by_the_next_
         assert hidden and hidden != set(before), "the index lag hid some (not all) of the edits from this pull"
         clock.advance(30)  # the next scheduled sync, once the index caught up
         got = {c.id: c.properties.get("jobtitle") for p in drain(conn.pull(dict(cursor)), cursor) for c in p.contacts}
-    finally:
-        server.stop()
     assert {i: got.get(i) for i in before} == dict.fromkeys(before, "Edited before")
     assert {i: got.get(i) for i in during} == dict.fromkeys(during, "Edited during")
 
 
 def test_25000_contacts_stamped_at_one_millisecond_pull_incrementally() -> None:
-    clock = Clock(T0)
-    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), clock=clock, search_lag_ms=0)
-    server = serve(emulator, 25_000)
-    try:
-        conn = connector(server, emulator, clock)
-        cursor: dict[str, str] = {}
-        drain(conn.pull(None), cursor)
+    with pulled_portal(25_000, 0) as (clock, emulator, conn, cursor):
         clock.advance(600)
         emulator.bulk_edit("contacts", emulator.ids("contacts"), {"jobtitle": "Imported"})
         clock.advance(5)
         pages = drain(conn.pull(dict(cursor)), cursor)
-    finally:
-        server.stop()
     got = [c.id for p in pages for c in p.contacts]
     assert len(got) == len(set(got)) == 25_000
     assert {c.properties["jobtitle"] for p in pages for c in p.contacts} == {"Imported"}
@@ -202,13 +202,7 @@ def test_the_daily_limit_resets_at_midnight_in_the_accounts_time_zone() -> None:
 
 
 def test_an_incremental_pull_stopped_mid_window_resumes_from_its_page() -> None:
-    clock = Clock(T0)
-    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), clock=clock, search_lag_ms=0)
-    server = serve(emulator, 1_000)
-    try:
-        conn = connector(server, emulator, clock)
-        cursor: dict[str, str] = {}
-        drain(conn.pull(None), cursor)
+    with pulled_portal(1_000, 0) as (clock, emulator, conn, cursor):
         clock.advance(60)
         for contact_id in emulator.ids("contacts"):
             emulator.edit("contacts", contact_id, {"jobtitle": "Edited"})
@@ -221,8 +215,6 @@ def test_an_incremental_pull_stopped_mid_window_resumes_from_its_page() -> None:
             if i == 1:
                 break
         rest = [c.id for p in drain(conn.pull(dict(cursor)), cursor) for c in p.contacts]
-    finally:
-        server.stop()
     assert len(first) == 400
     assert not set(first) & set(rest), "the resumed pull starts at the page it reached"
     assert sorted(first + rest, key=int) == emulator.ids("contacts")
