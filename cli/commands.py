@@ -75,6 +75,7 @@ def check(config_path: Path, as_json: bool) -> None:
                       "fix": exc.hint or "`clm config check` lists every problem"})
         _print_checks(lines, as_json)
         sys.exit(exc.exit_code)
+    exit_code = EXIT_FAILURE
     try:
         connector = wiring.build_connector(config)
         lines.append({"name": "credentials in the environment", "ok": True, "detail": "", "fix": ""})
@@ -82,6 +83,8 @@ def check(config_path: Path, as_json: bool) -> None:
     except ClmError as exc:
         lines.append({"name": "credentials in the environment", "ok": False, "detail": exc.message,
                       "fix": exc.hint or ""})
+        # A variable that is not set is a usage error (exit 2), as the command would be for every other command.
+        exit_code = max(exit_code, exc.exit_code)
     try:
         state = wiring.open_state(config)
         lines.append({"name": "state file", "ok": True, "detail": str(state.path), "fix": ""})
@@ -90,7 +93,7 @@ def check(config_path: Path, as_json: bool) -> None:
         lines.append({"name": "state file", "ok": False, "detail": exc.message, "fix": exc.hint or ""})
     _print_checks(lines, as_json)
     if not all(line["ok"] for line in lines):
-        sys.exit(EXIT_FAILURE)
+        sys.exit(exit_code)
 
 
 def _print_checks(lines: list[dict[str, Any]], as_json: bool) -> None:

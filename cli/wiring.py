@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from connectors.base import Connector
-from core.config import ClmConfig, load_config
+from core.config import ClmConfig, load_config, state_path_for
 from sync.runner import Progress, SyncRunner, output_specs
 from sync.state import SQLiteState
 
@@ -15,11 +16,8 @@ from sync.state import SQLiteState
 def load(path: Path) -> ClmConfig:
     """Load the configuration; relative state paths are taken from the config file's folder."""
     config = load_config(path)
-    state_path = config.sync.state_path
-    if not state_path.is_absolute():
-        config = config.model_copy(update={"sync": config.sync.model_copy(
-            update={"state_path": path.resolve().parent / state_path})})
-    return config
+    return config.model_copy(update={"sync": config.sync.model_copy(
+        update={"state_path": state_path_for(config, path)})})
 
 
 def needed_properties(config: ClmConfig) -> tuple[list[str], list[str]]:
@@ -31,13 +29,27 @@ def needed_properties(config: ClmConfig) -> tuple[list[str], list[str]]:
 def connection_id(config: ClmConfig) -> str:
     """Identifies the CRM account a state file belongs to (never contains a secret)."""
     if config.crm.kind == "hubspot":
-        return f"hubspot:{config.hubspot.base_url}"
+        return f"hubspot:{without_credentials(config.hubspot.base_url)}"
     assert config.salesforce is not None
     sf = config.salesforce
     if sf.auth == "token":
-        return f"salesforce:{os.environ.get(sf.instance_url_env, '?')}"
+        # The instance URL comes from the environment, which the configuration checks cannot see.
+        return f"salesforce:{without_credentials(os.environ.get(sf.instance_url_env, '?'))}"
     # Password and JWT logins learn the instance only when they log in; the user and login domain name the org.
     return f"salesforce:{os.environ.get(sf.username_env or '', '?')}@{sf.domain}"
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any user name, password, query and fragment removed (a query may carry a key, as HubSpot's
+    retired ``hapikey`` did), so the text is safe to store and print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(not a URL)"
+    if not parts.netloc:
+        return "(not a URL)" if "@" in url or ":" in url else url
+    # The host as written (its case kept, so the id of an existing state file does not change).
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def build_connector(config: ClmConfig, *, token: str | None = None, **sandbox: Any) -> Connector:

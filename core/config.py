@@ -8,19 +8,22 @@ with its key path (``stages[3].criteria[0].op``) and a hint.
 from __future__ import annotations
 
 import difflib
+import ipaddress
+import math
 import os
 import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from core.errors import AuthError, ConfigError, ConfigProblem
-from core.fields import SCORING_FIELDS, STAGE_FIELDS
+from core.fields import OUTPUT_FIELDS, SCORING_FIELDS, STAGE_FIELDS
 from core.models import FieldType
 
 OPERATORS: tuple[str, ...] = (
@@ -46,6 +49,97 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdwmy])\s*$")
 _DURATION_DAYS = {"h": 1 / 24, "d": 1.0, "w": 7.0, "m": 30.4375, "y": 365.25}
 _SECRET_KEYS = {"token", "access_token", "password", "secret", "client_secret", "api_key", "security_token",
                 "refresh_token", "private_key", "session_id"}
+#: What an environment variable's name may be (POSIX: letters, digits and underscores, not starting with a digit).
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+#: Shapes of real credentials: HubSpot private app tokens (``pat-na1-…``), OAuth/JWT tokens (``eyJ…``), legacy
+#: HubSpot API keys (UUIDs), Salesforce session ids (``00D…!…``), and common vendor key prefixes.
+_SECRET_SHAPES = re.compile(
+    r"^(pat-|eyJ|sk_|sk-|ghp_|gho_|xox[abp]-|AKIA|00D[A-Za-z0-9]{12,}!)"
+    r"|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    re.IGNORECASE,
+)
+#: Removed keys, with why: an unknown key error alone would not say where the feature went.
+_REMOVED_KEYS = {
+    "field_map": "writing to CRM fields crm-lifecycle does not own is not supported (it was never read) — "
+                 "remove it; choose which of our fields are written with sync.write_fields",
+}
+#: Longest horizon any model is given: a century, in days (CLV and conversion horizons beyond it are typos).
+_MAX_HORIZON_DAYS = 36_525.0
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether ``text`` looks like a credential rather than a name (used to refuse and never echo it).
+
+    Known token shapes match; so does anything long that mixes upper case, lower case and digits, as random
+    tokens do and variable names do not (``HUBSPOT_TOKEN_2`` does not).
+    """
+    if _SECRET_SHAPES.search(text):
+        return True
+    mixed = any(c.islower() for c in text) and any(c.isupper() for c in text) and any(c.isdigit() for c in text)
+    return len(text) >= 24 and mixed
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: as it is, or withheld when it (or a text inside it) looks like a secret."""
+    return "a value that looks like a secret (not shown)" if _holds_secret(value) else repr(value)
+
+
+def _holds_secret(value: Any) -> bool:
+    if isinstance(value, str):
+        return looks_like_secret(value)
+    if isinstance(value, Mapping):
+        return any(_holds_secret(k) or _holds_secret(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_secret(v) for v in value)
+    return False
+
+
+def _env_name(value: str | None, key: str) -> str | None:
+    """Validate a ``*_env`` key: the name of an environment variable, never the secret itself (never echoed)."""
+    if value is None:
+        return None
+    if looks_like_secret(value):
+        raise ValueError(f"{key} looks like a secret, not the name of an environment variable (value not shown) — "
+                         "put the secret in an environment variable, e.g. `export HUBSPOT_TOKEN=...`, and set "
+                         f"{key} = \"HUBSPOT_TOKEN\"; revoke the pasted credential if the file was shared")
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{key} must be the name of an environment variable (letters, digits and _, not starting "
+                         "with a digit), e.g. \"HUBSPOT_TOKEN\" (value not shown)")
+    return value
+
+
+def _base_url(value: str) -> str:
+    """Validate an API base URL: parsed, with a scheme and host, no credentials, https unless on this machine.
+
+    The token is sent to this URL, so a plain-http remote host would expose it; loopback is allowed because the
+    sandbox CRMs serve http on 127.0.0.1 (connectors/sandbox/server.py).
+    """
+    example = "write it as https://api.hubapi.com"
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 — raises ValueError on a port that is not a number in 0-65535
+    except ValueError:
+        raise ValueError(f"base_url is not a URL — {example}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("base_url carries a user name or password (not shown) — remove it: credentials only come "
+                         "from the environment variables named by the *_env keys")
+    if parts.scheme not in ("http", "https") or not parts.hostname or value != value.strip() or " " in value:
+        raise ValueError(f"base_url {value!r} is not an http(s) URL with a host — {example}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url {value!r} has a query or fragment — give only scheme, host and path; {example}")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValueError(f"base_url {value!r} is plain http to another machine, which would send the token "
+                         "unencrypted — use https")
+    return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def duration_days(text: str) -> float:
@@ -57,7 +151,8 @@ def duration_days(text: str) -> float:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No key takes infinity or NaN (TOML has both): every number feeds a model, a limit or a comparison.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Condition(_Strict):
@@ -148,6 +243,8 @@ def _scalar(value: Any, kind: FieldType | None, op: str) -> Any:
     if kind is FieldType.NUMBER:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"'{op}' on a number field needs a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"'{op}' on a number field needs a finite number, got {value!r}")
         return float(value)
     if kind is FieldType.BOOL:
         if not isinstance(value, bool):
@@ -212,6 +309,16 @@ class HubSpotConfig(_Strict):
     # change its modified time, so attribution is refreshed by re-reading every deal within a bounded time.
     association_sweep_pages: int = Field(20, ge=0, le=10_000)
 
+    @field_validator("token_env", "client_id_env", "client_secret_env", "refresh_token_env")
+    @classmethod
+    def _env_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _env_name(value, str(info.field_name))
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _base_url(value)
+
 
 SalesforceObject = Literal["Contact", "Lead"]
 
@@ -228,7 +335,9 @@ class SalesforceConfig(_Strict):
     consumer_key_env: str | None = None
     private_key_file_env: str | None = None
     domain: str = "login"
-    api_version: str = "60.0"
+    # REST API versions are numbered "NN.0" (GET /services/data lists them:
+    # developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_versions.htm).
+    api_version: str = Field("60.0", pattern=r"^[1-9][0-9]\.0$")
     objects: list[SalesforceObject] = Field(default_factory=lambda: list[SalesforceObject](["Contact"]))
     bulk_threshold: int = Field(10_000, ge=0)
     page_size: int = Field(2000, ge=200, le=2000)
@@ -237,6 +346,12 @@ class SalesforceConfig(_Strict):
     permission_set: str = "CLM_Integration"
     field_suffix: str = "__c"
     field_prefix: str = "CLM_"
+
+    @field_validator("instance_url_env", "access_token_env", "username_env", "password_env", "security_token_env",
+                     "consumer_key_env", "private_key_file_env")
+    @classmethod
+    def _env_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _env_name(value, str(info.field_name))
 
     @model_validator(mode="after")
     def _auth_complete(self) -> SalesforceConfig:
@@ -278,6 +393,15 @@ class ClvConfig(_Strict):
     margin: float = Field(1.0, gt=0.0, le=1.0)
     min_repeat_customers: int = Field(20, ge=1)
 
+    @field_validator("horizon")
+    @classmethod
+    def _horizon_in_range(cls, horizon: float, info: ValidationInfo) -> float:
+        unit = info.data.get("time_unit", "weeks")  # declared before horizon, so already validated
+        if horizon * (7.0 if unit == "weeks" else 1.0) > _MAX_HORIZON_DAYS:
+            raise ValueError(f"horizon = {horizon:g} {unit} is more than a century — the horizon is in "
+                             f"clv.time_unit ({unit}); 52 weeks or 365 days is one year")
+        return horizon
+
 
 class ScoringRule(Criteria):
     """Points for contacts that match; ``per`` multiplies by a numeric field (e.g. per email click) and
@@ -288,7 +412,7 @@ class ScoringRule(Criteria):
     points: float
     per: str | None = None
     cap: float | None = Field(None, gt=0)
-    decay_half_life_days: float | None = Field(None, gt=0)
+    decay_half_life_days: float | None = Field(None, gt=0, le=_MAX_HORIZON_DAYS)
     decay_field: str | None = None
 
     @model_validator(mode="after")
@@ -335,7 +459,8 @@ class PredictiveConfig(_Strict):
     enabled: bool = False
     model: Literal["logistic", "gradient_boosting"] = "logistic"
     features: list[str] = Field(default_factory=list)
-    horizon_days: float = Field(180, gt=0, description="label: became a customer within this after the cut-off")
+    horizon_days: float = Field(180, gt=0, le=_MAX_HORIZON_DAYS,
+                                description="label: became a customer within this after the cut-off")
     min_auc: float = Field(0.65, ge=0.5, le=1.0)
     min_positives: int = Field(50, ge=1)
     min_contacts: int = Field(500, ge=10)
@@ -351,6 +476,22 @@ class StageConfig(Criteria):
     kind: Literal["progress", "decline", "reactivation"] = "progress"
     action: str = "none"
     hubspot_lifecyclestage: str | None = None
+
+    @field_validator("hubspot_lifecyclestage")
+    @classmethod
+    def _native_stage(cls, value: str | None) -> str | None:
+        # Only HubSpot's default stages have a known order, and HubSpot moves the stage forward only
+        # (knowledge.hubspot.com/records/use-lifecycle-stages): a value outside that order is never written
+        # (core.stages.is_forward_move), so accepting it would silently do nothing. Imported here: core.stages
+        # imports this module.
+        from core.stages import HUBSPOT_LIFECYCLE_ORDER
+
+        if value is not None and value not in HUBSPOT_LIFECYCLE_ORDER:
+            close = difflib.get_close_matches(value.lower().replace(" ", ""), HUBSPOT_LIFECYCLE_ORDER, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"'{value}' is not a HubSpot lifecycle stage — {hint}use one of HubSpot's internal "
+                             f"values: {', '.join(HUBSPOT_LIFECYCLE_ORDER)} (or remove the key)")
+        return value
 
 
 class ActionRule(Criteria):
@@ -377,9 +518,30 @@ class SyncConfig(_Strict):
 
     state_path: Path = Path(".clm/state.db")
     on_conflict: Literal["overwrite", "skip", "report"] = "report"
-    numeric_tolerance: float = Field(0.005, ge=0.0, description="relative change below which no write is made")
+    # Above one half, a real change (a CLV halving) would go unwritten: a larger value is a typo, not a policy.
+    numeric_tolerance: float = Field(0.005, ge=0.0, le=0.5,
+                                     description="relative change below which no write is made")
     write_fields: list[str] | None = None
-    field_map: dict[str, str] = Field(default_factory=dict, description="our field -> a CRM field we do not own")
+
+    @field_validator("write_fields")
+    @classmethod
+    def _our_fields(cls, names: list[str] | None) -> list[str] | None:
+        if names is None:
+            return None
+        if not names:
+            # The runner reads an empty list as "no filter" (sync.runner.output_specs): say so, do not guess.
+            raise ValueError("write_fields = [] would write every field — remove the key to write all of them, or "
+                             "list the ones to write")
+        ours = [spec.name for spec in OUTPUT_FIELDS]
+        for name in names:
+            if name not in ours:
+                close = difflib.get_close_matches(name, ours, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                raise ValueError(f"'{name}' is not one of our fields — {hint}write_fields takes: {', '.join(ours)}")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"write_fields lists {', '.join(repeated)} more than once")
+        return names
 
 
 def _default_stages() -> list[StageConfig]:
@@ -405,10 +567,6 @@ class ClmConfig(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ClmConfig:
-        names = [s.name for s in self.stages]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"stage names must be unique; repeated: {', '.join(duplicates)}")
         if self.crm.kind == "salesforce" and self.salesforce is None:
             raise ValueError("crm.kind = 'salesforce' needs a [salesforce] section")
         return self
@@ -462,25 +620,74 @@ def parse_config(raw: Mapping[str, Any], source: str | None = None) -> ClmConfig
 
 
 def load_config(path: Path) -> ClmConfig:
-    """Read and validate ``clm.toml``; raise :class:`ConfigError` with every problem found."""
+    """Read and validate ``clm.toml``; raise :class:`ConfigError` with every problem found.
+
+    The state file is checked too, relative to the file's folder as the commands resolve it
+    (:func:`state_path_for`): a folder or a path under a file cannot be opened, whatever the store does.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([ConfigProblem("", f"{path} does not exist — run `clm init` to write one")]) from None
+    except IsADirectoryError:
+        raise ConfigError([ConfigProblem("", f"{path} is a folder, not a configuration file — pass the clm.toml "
+                                             f"inside it, e.g. --config {path}/clm.toml")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem("", f"not UTF-8 text (byte {exc.start}) — TOML files are UTF-8; save the "
+                                             "file as UTF-8")], str(path)) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("", f"cannot read {path}: {exc.strerror or exc} — check that the file "
+                                             "exists and you may read it")]) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem("", f"not valid TOML: {exc}")], str(path)) from None
-    return parse_config(raw, str(path))
+    config = parse_config(raw, str(path))
+    problem = _state_path_problem(state_path_for(config, path))
+    if problem is not None:
+        raise ConfigError([problem], str(path))
+    return config
+
+
+def state_path_for(config: ClmConfig, config_path: Path) -> Path:
+    """Where the state file of ``config`` (read from ``config_path``) is: a relative path is taken from the
+    configuration file's folder, so a run from cron finds the same state as one from a shell."""
+    state_path = config.sync.state_path
+    return state_path if state_path.is_absolute() else config_path.resolve().parent / state_path
+
+
+def _state_path_problem(path: Path) -> ConfigProblem | None:
+    """A state path that can never be opened: a folder, or a path below something that is not a folder."""
+    if path.is_dir():
+        return ConfigProblem("sync.state_path", f"{path} is a folder, not a state file — name a file, e.g. "
+                                                f"state_path = \"{path / 'state.db'}\"")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return ConfigProblem("sync.state_path", f"{parent} is a file, so {path} cannot be created below "
+                                                        "it — choose another state_path")
+            break
+    return None
+
+
+class MissingSecret(AuthError):
+    """A secret's environment variable is not set: a usage error (exit 2, like a configuration problem), not a
+    credential the CRM refused (exit 1). Still an :class:`AuthError` for the code that handles those."""
+
+    exit_code = 2
 
 
 def secret(env_name: str | None, key_path: str) -> str:
     """Read a secret from the environment variable the configuration names at ``key_path``."""
     if not env_name:
-        raise AuthError(f"{key_path} is not set", hint=f"set {key_path} to the name of an environment variable")
+        raise MissingSecret(f"{key_path} is not set", hint=f"set {key_path} to the name of an environment variable")
+    try:
+        _env_name(env_name, key_path)  # a name that slipped past the configuration is refused, never echoed
+    except ValueError as exc:
+        raise ConfigError([ConfigProblem(key_path, str(exc))]) from None
     value = os.environ.get(env_name, "").strip()
     if not value:
-        raise AuthError(
+        raise MissingSecret(
             f"environment variable {env_name} is not set (named by {key_path})",
             hint=f"export {env_name}=... before running clm",
         )
@@ -503,6 +710,22 @@ def _reference_problems(config: ClmConfig) -> list[ConfigProblem]:
     """Checks across sections that a single model cannot see."""
     problems: list[ConfigProblem] = []
     stage_names = {s.name for s in config.stages}
+    seen: dict[str, int] = {}
+    for i, name in enumerate(s.name for s in config.stages):
+        if name in seen:
+            problems.append(ConfigProblem(f"stages[{i}].name", f"stage '{name}' is already the name of "
+                                                               f"stages[{seen[name]}] — stage names must be unique"))
+        seen.setdefault(name, i)
+    problems.extend(_stage_model_problems(config.stages))
+    domains = {**_TEXT_DOMAINS, "previous_stage": frozenset(stage_names)}
+    rules: list[tuple[str, str, Criteria]] = [(f"stages[{i}]", f"stage '{s.name}' would never be assigned", s)
+                                              for i, s in enumerate(config.stages)]
+    rules += [(f"actions[{i}]", f"action rule '{a.action}' would never apply", a) for i, a in enumerate(config.actions)]
+    rules += [(f"scoring.rules[{i}]", f"scoring rule '{r.name}' would never give points", r)
+              for i, r in enumerate(config.scoring.rules)]
+    kinds = {**STAGE_FIELDS, **config.data.contact_properties}
+    for path, effect, criteria in rules:
+        problems.extend(_never_matching(path, effect, criteria, kinds, domains))
     for i, action in enumerate(config.actions):
         for j, stage in enumerate(action.stages):
             if stage not in stage_names:
@@ -528,10 +751,183 @@ def _reference_problems(config: ClmConfig) -> list[ConfigProblem]:
     return problems
 
 
+def _stage_model_problems(stages: Sequence[StageConfig]) -> list[ConfigProblem]:
+    """Stage models that cannot work (core.stages.assign_stages: the last matching progress stage wins, decline
+    and reactivation stages override it, a contact matching nothing gets the first progress stage)."""
+    progress = [i for i, s in enumerate(stages) if s.kind == "progress"]
+    if not progress:
+        return [ConfigProblem("stages", f"the stage model has no progress stage, so a contact that matches none "
+                                        f"would be given '{stages[0].name}' (a {stages[0].kind} stage) — add a "
+                                        "progress stage first, e.g. { name = \"subscriber\" } with no criteria")]
+    problems: list[ConfigProblem] = []
+    for i, stage in enumerate(stages):
+        if stage.criteria or stage.any_of:
+            continue
+        if stage.kind != "progress":
+            problems.append(ConfigProblem(f"stages[{i}].criteria", f"{stage.kind} stage '{stage.name}' has no "
+                                                                   "criteria, so it matches every contact and "
+                                                                   "overrides every progress stage — give it criteria"))
+        elif i != progress[0]:
+            hidden = ", ".join(f"'{stages[j].name}'" for j in progress if j < i)
+            problems.append(ConfigProblem(f"stages[{i}].criteria", f"progress stage '{stage.name}' has no criteria, "
+                                                                   f"so it matches every contact and {hidden} before "
+                                                                   "it can never be assigned — give it criteria or "
+                                                                   "move it first"))
+    return problems
+
+
+#: Natural ranges of the computed numbers (low, high, whole numbers only), for "can never match" checks: counts
+#: are whole and not negative, probabilities lie in [0, 1], scores and percentiles in [0, 100] (core.fields).
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    **{name: (0.0, math.inf, True) for name in ("open_deals", "won_deals", "lost_deals", "frequency",
+                                                "purchases_in_stage")},
+    **{name: (0.0, math.inf, False) for name in ("recency", "age", "expected_purchases", "usual_gap_days",
+                                                 "recency_ratio", "days_in_stage")},
+    **{name: (0.0, 1.0, False) for name in ("p_alive", "conversion_probability")},
+    **{name: (0.0, 100.0, False) for name in ("lead_score", "fit_score", "engagement_score", "clv_percentile")},
+}
+#: Computed text values with a known set of values (``previous_stage``'s is the stage names).
+_TEXT_DOMAINS: dict[str, frozenset[str]] = {"grade": frozenset({"a", "b", "c", "d"})}
+#: Operators an unknown value fails (core.criteria: only neq, not_in and is_unknown match unknowns).
+_NEEDS_KNOWN = frozenset(OPERATORS) - {"neq", "not_in", "is_unknown"}
+
+
+def _never_matching(path: str, effect: str, rule: Criteria, kinds: Mapping[str, FieldType],
+                    domains: Mapping[str, frozenset[str]]) -> list[ConfigProblem]:
+    """Condition groups of ``rule`` that no contact can satisfy, each reported with its conditions."""
+    base = _impossible(rule.criteria, kinds, domains)
+    if base is not None:
+        return [ConfigProblem(f"{path}.criteria", f"can never match: {base} — {effect}")]
+    reasons = [(g, _impossible([*rule.criteria, *group], kinds, domains)) for g, group in enumerate(rule.any_of)]
+    dead = [(g, reason) for g, reason in reasons if reason is not None]
+    outcome = effect if dead and len(dead) == len(rule.any_of) else "this group is dead (fix or remove it)"
+    return [ConfigProblem(f"{path}.any_of[{g}]", f"can never match: {reason} — {outcome}") for g, reason in dead]
+
+
+def _rule_text(conditions: Sequence[Condition]) -> str:
+    return " and ".join(f"{c.field} {c.op}" + ("" if c.value is None else f" {c.value!r}") for c in conditions)
+
+
+def _impossible(conditions: Sequence[Condition], kinds: Mapping[str, FieldType],
+                domains: Mapping[str, frozenset[str]]) -> str | None:
+    """Why these AND'ed conditions can never all hold, or None when some value satisfies them (or we cannot
+    tell: relative dates mixed with absolute ones are not analysed)."""
+    by_field: dict[str, list[Condition]] = {}
+    for condition in conditions:
+        by_field.setdefault(condition.field, []).append(condition)
+    for name, group in by_field.items():
+        ops = {c.op for c in group}
+        kind = kinds.get(name)
+        empty = False
+        if "is_unknown" in ops and ops & _NEEDS_KNOWN:
+            empty = True
+        elif kind in (FieldType.STRING, FieldType.ENUM):
+            empty = _text_empty(group, domains.get(name))
+        elif kind is FieldType.BOOL:
+            wanted = {c.value for c in group if c.op == "eq"}
+            empty = len(wanted) > 1 or bool(wanted & {c.value for c in group if c.op == "neq"})
+        elif kind in (FieldType.NUMBER, FieldType.DATETIME):
+            empty = _number_empty(group, _RANGES.get(name, (-math.inf, math.inf, False)))
+        if empty:
+            return f"no value of {name} satisfies {_rule_text(group)}"
+    return None
+
+
+def _text_empty(group: Sequence[Condition], domain: frozenset[str] | None) -> bool:
+    """Text values compare case-insensitively and trimmed; an empty text is unknown (core.criteria)."""
+    allowed: set[str] | None = set(domain) if domain is not None else None
+    excluded: set[str] = set()
+    for c in group:
+        values = c.value if isinstance(c.value, list) else [c.value]
+        texts = {str(v).strip().casefold() for v in values if isinstance(v, str)}
+        if len(texts) != len(values):
+            continue  # numbers in a text condition: read as the CRM shows them, not analysed
+        if c.op in ("eq", "in"):
+            texts.discard("")
+            allowed = texts if allowed is None else allowed & texts
+        elif c.op in ("neq", "not_in"):
+            excluded |= texts
+        elif c.op == "contains" and allowed is not None:
+            needle = next(iter(texts))
+            allowed = {t for t in allowed if needle in t}
+    return allowed is not None and not (allowed - excluded)
+
+
+def _number_empty(group: Sequence[Condition], natural: tuple[float, float, bool]) -> bool:
+    """Whether the intersection of the group's absolute bounds, inside the field's natural range, is empty."""
+    low, high, whole = natural
+    low_open = high_open = False
+    points: set[float] | None = None
+    excluded: set[float] = set()
+    for c in group:
+        if c.op in ("within_last", "not_within_last", "within_next"):
+            return _relative_empty(group)
+        values = [_as_number(v) for v in (c.value if isinstance(c.value, list) else [c.value])]
+        if c.op in ("eq", "in"):
+            points = set(values) if points is None else points & set(values)
+        elif c.op in ("neq", "not_in"):
+            excluded |= set(values)
+        elif c.op == "between":
+            low, low_open = max((low, low_open), (values[0], False))
+            high, high_open = min((high, high_open), (values[1], False), key=lambda b: (b[0], not b[1]))
+        elif c.op in ("gt", "gte"):
+            low, low_open = max((low, low_open), (values[0], c.op == "gt"))
+        elif c.op in ("lt", "lte"):
+            high, high_open = min((high, high_open), (values[0], c.op == "lt"), key=lambda b: (b[0], not b[1]))
+
+    def inside(x: float) -> bool:
+        return ((x > low) if low_open else (x >= low)) and ((x < high) if high_open else (x <= high)) \
+            and (not whole or x.is_integer()) and x not in excluded
+
+    if points is not None:
+        return not any(inside(x) for x in points)
+    if whole:
+        first = math.floor(low) + 1 if low_open or not float(low).is_integer() else low
+        if math.isfinite(first):
+            # The whole numbers in range, up to a few past the excluded ones (each excludes one).
+            return not any(inside(float(first + k)) for k in range(len(excluded) + 1))
+    if low > high or (low == high and (low_open or high_open)):
+        return True
+    return low == high and low in excluded
+
+
+def _as_number(value: Any) -> float:
+    """A validated condition value as a number: numbers as they are, ISO dates as epoch seconds (UTC if naive)."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    from datetime import UTC, datetime
+
+    moment = datetime.fromisoformat(str(value))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _relative_empty(group: Sequence[Condition]) -> bool:
+    """Relative date conditions as offsets from as-of, in days: within_last d is [-d, 0], within_next d [0, d],
+    not_within_last d is below -d. Mixed with absolute dates the answer depends on as-of: not analysed."""
+    low, high, high_open = -math.inf, math.inf, False
+    for c in group:
+        if c.op not in ("within_last", "not_within_last", "within_next", "is_known"):
+            return False
+        if c.op == "is_known":
+            continue
+        days = duration_days(str(c.value))
+        if c.op == "within_last":
+            low, high = max(low, -days), min(high, 0.0)
+        elif c.op == "within_next":
+            low, high = max(low, 0.0), min(high, days)
+        elif -days <= high:
+            high, high_open = -days, True
+    return low > high or (low == high and high_open)
+
+
 def _problems(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[ConfigProblem]:
     problems = []
     for error in exc.errors(include_url=False):
-        loc = (*prefix, *error["loc"])
+        # A key that looks like a pasted credential is not repeated in its own path.
+        loc = tuple("(a key that looks like a secret)" if isinstance(part, str) and looks_like_secret(part) else part
+                    for part in (*prefix, *error["loc"]))
         problems.append(ConfigProblem(_path(loc), _message(error, loc)))
     return problems
 
@@ -547,6 +943,8 @@ def _message(error: Any, loc: tuple[str | int, ...]) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         name = str(loc[-1])
+        if name in _REMOVED_KEYS:
+            return f"unknown key '{name}' — {_REMOVED_KEYS[name]}"
         allowed = _fields_at(loc[:-1])
         close = difflib.get_close_matches(name, allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
@@ -555,9 +953,9 @@ def _message(error: Any, loc: tuple[str | int, ...]) -> str:
         return str(error["msg"]).removeprefix("Value error, ")
     if kind == "missing":
         return "required key is missing"
-    if kind == "enum" or kind == "literal_error":
-        return f"{error['msg']} (got {error['input']!r})"
-    return f"{error['msg']} (got {error.get('input')!r})"
+    # The input is repeated unless it looks like a secret or sits under a key that names one (``*_env``).
+    shown = "a value that is not shown" if str(loc[-1]).endswith("_env") else _shown(error.get("input"))
+    return f"{error['msg']} (got {shown})"
 
 
 def _fields_at(loc: tuple[str | int, ...]) -> list[str]:

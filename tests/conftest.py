@@ -43,3 +43,33 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
                     pytrace=False)
     if failure is not None:
         raise failure
+
+
+# --- hostile-input counts (issue 14) ------------------------------------------------------------------------
+# Hostile-input suites record each case they try and each that held (gave the clear error it should); the
+# totals are printed in the test summary, so a run shows how much hostile input it covered.
+HOSTILE_COUNTS: dict[str, list[int]] = {}
+
+
+class HostileCounter:
+    """Counts hostile cases per suite: :meth:`tried` before a case, :meth:`held` once its assertions passed."""
+
+    def tried(self, suite: str) -> None:
+        """One more case of ``suite`` tried."""
+        HOSTILE_COUNTS.setdefault(suite, [0, 0])[0] += 1
+
+    def held(self, suite: str) -> None:
+        """One more case of ``suite`` held."""
+        HOSTILE_COUNTS.setdefault(suite, [0, 0])[1] += 1
+
+
+@pytest.fixture(scope="session")
+def hostile() -> HostileCounter:
+    """The session's hostile-case counter (session-scoped, so hypothesis tests may use it)."""
+    return HostileCounter()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the hostile-input counts: cases tried / held, per suite."""
+    for suite, (tried, held) in sorted(HOSTILE_COUNTS.items()):
+        terminalreporter.write_line(f"hostile inputs, {suite}: {tried} cases tried / {held} held")
