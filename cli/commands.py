@@ -28,7 +28,8 @@ from cli.output import (
     say,
 )
 from core.config import ClmConfig
-from core.errors import ClmError
+from core.errors import ClmError, UsageError
+from core.redact import redact, redact_values
 from sync import exports
 from sync.runner import Progress as ProgressCallback
 from sync.runner import RunSummary, SyncOptions, output_specs
@@ -115,12 +116,23 @@ def fields() -> None:
 
 @fields.command("ensure")
 @config_option
+@click.option("--assign-to", "assign_to", metavar="USERNAME", default=None,
+              help="Salesforce: the integration user's username, to whom the permission set granting our fields "
+                   "is assigned (default: the user logged in, who must be an admin).")
 @json_option
 @handles_errors
-def fields_ensure(config_path: Path, as_json: bool) -> None:
-    """Create our fields where missing; leave existing ones alone; report type conflicts."""
+def fields_ensure(config_path: Path, assign_to: str | None, as_json: bool) -> None:
+    """Create our fields where missing; leave existing ones alone; report type conflicts.
+
+    On Salesforce this is an admin step, run once with an admin's credentials: syncs, run as the integration
+    user, only write the fields it may edit.
+    """
     config = wiring.load(config_path)
-    statuses = wiring.build_connector(config).ensure_fields(output_specs(config))
+    if assign_to is not None and config.crm.kind != "salesforce":
+        raise UsageError("--assign-to is for Salesforce, where an admin grants our fields to the integration user",
+                         hint="leave it out for HubSpot")
+    connector = wiring.build_connector(config, **({"assign_to": assign_to} if assign_to else {}))
+    statuses = connector.ensure_fields(output_specs(config))
     if as_json:
         emit_json({"ok": all(s.action not in ("conflict", "failed") for s in statuses),
                    "fields": [s.__dict__ for s in statuses]})
@@ -162,9 +174,9 @@ def sync(config_path: Path, full: bool, dry_run: bool, max_runtime: float | None
 
 
 def show_summary(summary: RunSummary, as_json: bool) -> None:
-    """Print a run summary for people, or as JSON."""
+    """Print a run summary for people, or as JSON; CRM text in it redacted as in the state file."""
     if as_json:
-        emit_json(summary.to_dict())
+        emit_json(redact_values(summary.to_dict()))
         return
     colour = {"ok": "green", "partial": "yellow"}.get(summary.status, "red")
     status: Part = (summary.status, colour)
@@ -184,13 +196,13 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
         say("  ", (f"{summary.conflicts:,} values were edited in the CRM since we wrote them", "yellow"),
             " (policy: see sync.on_conflict)")
     for rejection in summary.rejected[:5]:
-        say("  ", ("rejected", "red"), f" {rejection['record_id']}: {rejection['reason']}")
+        say("  ", ("rejected", "red"), f" {rejection['record_id']}: {redact(rejection['reason'])}")
     for problem in summary.problems[:5]:
-        say("  ", ("data", "yellow"), f" {problem}")
+        say("  ", ("data", "yellow"), f" {redact(problem)}")
     for line in diagnostic_lines(summary.diagnostics):
-        say(f"  {line}")
+        say(f"  {redact(line)}")
     if summary.message:
-        say(f"  {summary.message}")
+        say(f"  {redact(summary.message)}")
 
 
 def diagnostic_lines(diagnostics: dict[str, Any]) -> list[str]:

@@ -81,7 +81,8 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
 @click.option("--seed", default=7, show_default=True)
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path("clm-demo-report.html"),
               show_default=True, help="Where to write the HTML report.")
-@click.option("--workdir", type=click.Path(path_type=Path), help="Keep the demo's state here (default: temporary).")
+@click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
+              help="Keep the demo's state here (default: temporary).")
 @json_option
 @handles_errors
 def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None, as_json: bool) -> None:
@@ -95,14 +96,16 @@ def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None
 
     started = time.monotonic()
     exports.check_writable(report_path)  # before the demo runs for nothing
+    if workdir is not None:
+        exports.check_writable(workdir / "state.db")  # creates the folder, or says why it cannot
     say = (lambda *a, **k: None) if as_json else console.print
     say(styled(("crm-lifecycle demo", "bold"), f": generating {size:,} contacts and their deals (seed {seed})…"))
     data = generate(size, seed=seed)
     temp = None if workdir else tempfile.TemporaryDirectory(prefix="clm-demo-")
     root = workdir or Path(temp.name if temp else ".")
     try:
-        with _sandbox(crm, data, root, say) as (config, connector, crm_value):
-            created = connector.ensure_fields(output_specs(config))
+        with _sandbox(crm, data, root, say) as (config, connector, setup, crm_value):
+            created = setup.ensure_fields(output_specs(config))
             say(f"fields: {sum(s.action == 'created' for s in created)} created, "
                 f"{sum(s.action in ('exists', 'updated') for s in created)} already there")
             state = SQLiteState(config.sync.state_path, wiring.connection_id(config))
@@ -134,8 +137,10 @@ CrmValue = Callable[[str, str], Any]
 
 @contextmanager
 def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
-             ) -> Iterator[tuple[ClmConfig, Connector, CrmValue]]:
-    """Start the chosen sandbox seeded with ``data``; yield a configuration, a connector and a value reader."""
+             ) -> Iterator[tuple[ClmConfig, Connector, Connector, CrmValue]]:
+    """Start the chosen sandbox seeded with ``data``; yield a configuration, the sync's connector, the one that
+    sets our fields up (``clm fields ensure``: on Salesforce an admin's, granting them to the integration user the
+    sync runs as) and a value reader."""
     if crm == "hubspot":
         from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
 
@@ -151,7 +156,7 @@ def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
                 return ((emulator.record("contacts", record_id) or {}).get("properties") or {}).get(
                     connector.crm_field_name(name))
 
-            yield config, connector, hubspot_value
+            yield config, connector, connector, hubspot_value
         finally:
             server.stop()
         return
@@ -168,10 +173,13 @@ def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
         sf_connector = wiring.build_connector(config, session=client_session(sf_server), instance_url=sf_server.url,
                                               session_id=org.session_id)
 
+        admin = wiring.build_connector(config, session=client_session(sf_server), instance_url=sf_server.url,
+                                       session_id=org.admin_session_id, assign_to=org.store.org.username)
+
         def salesforce_value(record_id: str, name: str) -> Any:
             return (org.record(record_id) or {}).get(sf_connector.crm_field_name(name))
 
-        yield config, sf_connector, salesforce_value
+        yield config, sf_connector, admin, salesforce_value
     finally:
         sf_server.stop()
 
@@ -211,6 +219,8 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
            as_json: bool) -> None:
     """The metrics of a run in the terminal, or as a self-contained HTML page with charts."""
     config = wiring.load(config_path)
+    if html_path:
+        exports.check_writable(html_path)  # before looking up runs, so a bad path is told first
     state = wiring.open_state(config)
     before: RunRecord | None = None
     if compare_ids:
@@ -243,7 +253,7 @@ def sandbox() -> None:
 @click.option("--seed", default=7, show_default=True)
 @click.option("--cdnow", is_flag=True, help="Seed with the real CDNOW purchases instead of generated data.")
 @click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, help="Enforce HubSpot's limits.")
-@click.option("--state", "state_dir", type=click.Path(path_type=Path), default=Path(".clm/sandbox"),
+@click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".clm/sandbox"),
               show_default=True, help="Certificates and the HubSpot sandbox's saved data.")
 @handles_errors
 def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool, state_dir: Path) -> None:
@@ -254,6 +264,10 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     from connectors.sandbox.salesforce import connection_info as salesforce_info
     from connectors.sandbox.salesforce import start_salesforce_sandbox
 
+    try:  # before generating data: a folder that cannot be made is told at once
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise exports.cannot_write(state_dir, exc) from None
     if cdnow:
         from connectors.sandbox.cdnow import default_cdnow_path, load_cdnow
 
@@ -264,7 +278,6 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     else:
         data = generate(size, seed=seed)
         contacts, deals = data.contact_records(), data.deal_records()
-    state_dir.mkdir(parents=True, exist_ok=True)
     servers = []
     if crm in ("hubspot", "both"):
         server, emulator = start_hubspot_sandbox(contacts, deals,
@@ -278,11 +291,19 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         sf_server, sf_emulator = start_salesforce_sandbox(contacts, deals, tls_dir=state_dir / "tls")
         servers.append(sf_server)
         info = salesforce_info(sf_server, sf_emulator)
-        # Token auth: simple-salesforce's logins go to *.salesforce.com, which only the in-process tests reroute.
+        # Token or client-credentials auth: simple-salesforce's own logins go to *.salesforce.com, which only the
+        # in-process tests reroute, while our client-credentials request goes to SF_INSTANCE_URL (the sandbox).
         click.echo(f"Salesforce sandbox: {info['instance_url']}\n"
                    f"  export SF_INSTANCE_URL={info['instance_url']} SF_ACCESS_TOKEN='{info['session_id']}' "
                    f"REQUESTS_CA_BUNDLE={Path(info['ca_path']).resolve()}\n"
-                   "  in clm.toml: [salesforce] auth = \"token\", api_version = \"59.0\"")
+                   "  in clm.toml: [salesforce] auth = \"token\", api_version = \"59.0\"\n"
+                   f"  or, as an unattended job logs in (the sandbox URL stands for your My Domain): export "
+                   f"SF_CONSUMER_KEY='{info['consumer_key']}' SF_CONSUMER_SECRET='{info['consumer_secret']}' and "
+                   "[salesforce] auth = \"client_credentials\", consumer_key_env = \"SF_CONSUMER_KEY\", "
+                   "consumer_secret_env = \"SF_CONSUMER_SECRET\"")
+        # That user has no setup rights, as a real integration user: our fields are an admin's one-time step.
+        click.echo(f"  first, as the org's admin: SF_ACCESS_TOKEN='{info['admin_session_id']}' clm fields ensure "
+                   f"--assign-to {info['username']}")
     click.echo("serving; press Ctrl-C to stop")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

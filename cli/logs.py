@@ -4,20 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-_BEARER = re.compile(r"(?i)(bearer\s+|access_token=|session_id=|token=)[^\s&\"']+")
-_HUBSPOT_TOKEN = re.compile(r"\bpat-[a-z0-9]{2,4}-[0-9a-f-]{8,}\b")
-
-
-def redact(text: str) -> str:
-    """Remove email addresses and credentials from a log line."""
-    text = _BEARER.sub(lambda m: m.group(1) + "[redacted]", text)
-    text = _HUBSPOT_TOKEN.sub("[redacted]", text)
-    return _EMAIL.sub("[email]", text)
+from core.redact import redact
 
 
 class _Redacting(logging.Filter):

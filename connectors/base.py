@@ -28,6 +28,10 @@ class Page:
     """Contact ids merged away -> the id of the record they were merged into (HubSpot creates a new one)."""
     problems: list[str] = field(default_factory=list)
     """Per-record data problems (named record and field) that did not stop the pull."""
+    live_contact_ids: list[str] | None = None
+    """A reconciling sweep's every live contact id: the mirror drops the contacts not among them (None: no sweep)."""
+    live_deal_ids: list[str] | None = None
+    """Likewise every live deal id."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,19 @@ class Connector(Protocol):
 
     def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
         """Credentials, permissions, reachability and our fields, each with a fix when it fails."""
+        ...
+
+
+@runtime_checkable
+class FieldAccess(Protocol):
+    """A connector whose fields are created once by an admin (``clm fields ensure``), not by each sync.
+
+    The sync asks :meth:`field_access` instead of :meth:`Connector.ensure_fields`: what the logged-in user may
+    write, one :class:`FieldStatus` per field (and object), ``failed`` ones naming the missing permission.
+    """
+
+    def field_access(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
+        """Which of our fields the logged-in user may write; changes nothing in the CRM."""
         ...
 
 

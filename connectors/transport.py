@@ -107,12 +107,17 @@ class RateLimiter:
         self._daily_used = 0
         self._daily_remaining: int | None = None
         self._daily_max = limits.daily_requests
-        self._resets_at = daily_resets_at or (lambda: next_utc_midnight(datetime.now(UTC)))
+        self._resets_at: Callable[[], datetime | None] = (
+            daily_resets_at or (lambda: next_utc_midnight(datetime.now(UTC))))
         self.waited = 0.0
 
     def set_daily_reset(self, moment: datetime) -> None:
         """When the CRM says the daily budget resets (e.g. midnight in the account's time zone)."""
         self._resets_at = lambda: moment
+
+    def set_rolling_daily(self) -> None:
+        """The daily budget is counted over a rolling 24 hours (Salesforce): it never resets at a known time."""
+        self._resets_at = lambda: None
 
     def acquire(self) -> None:
         """Wait for a slot; raise :class:`DailyLimitReached` when the daily budget (minus reserve) is spent."""
@@ -144,10 +149,13 @@ class RateLimiter:
             return
         if left <= 0:
             resets = self._resets_at()
+            when = (f"run again after {resets:%Y-%m-%d %H:%M} UTC" if resets is not None else
+                    "the allowance is counted over a rolling 24 hours, so requests free up as those made 24 hours "
+                    "ago age out: run again in a few hours")
             raise DailyLimitReached(
                 f"the daily API allowance is used up (reserve kept for other integrations: {reserve})",
                 resets_at=resets,
-                hint=f"the run stopped cleanly; run again after {resets:%Y-%m-%d %H:%M} UTC to resume",
+                hint=f"the run stopped cleanly; {when} to resume",
             )
 
     def observe(self, budget: Budget) -> None:
@@ -198,9 +206,15 @@ class Transport:
         self.backoff_max = backoff_max
         self.concurrency = concurrency
         self.stats = TransportStats()
+        self.deadline: float | None = None
+        """``time.monotonic()`` by which the run must stop (``--max-runtime``), for work that waits on the CRM."""
         self._sleep = sleep
         self._rng = rng or random.Random(0)
         self._stats_lock = threading.Lock()
+
+    def time_left(self) -> float | None:
+        """Seconds until :attr:`deadline` (never negative), or None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

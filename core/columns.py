@@ -7,7 +7,7 @@ unknown; booleans are float64 0/1 with NaN; text is an object array of ``str`` o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
@@ -15,6 +15,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
+from core.currency import to_base
 from core.models import Contact, Deal, DealStatus, FieldType, PropertyValue
 from core.quality import QualityReport
 
@@ -120,6 +121,8 @@ def from_records(
     deal_property_types: dict[str, FieldType] | None = None,
     attribution: str = "primary",
     quality: QualityReport | None = None,
+    currency: str | None = None,
+    rates: Mapping[str, float] | None = None,
 ) -> tuple[ContactColumns, DealColumns]:
     """Convert records to columns once.
 
@@ -128,6 +131,8 @@ def from_records(
     (for every associated contact). Deals whose contacts are all unknown keep ``contact_index`` -1.
     ``quality``, when given, receives every property value that does not fit its type or is impossible
     (:meth:`core.quality.QualityReport.check_property`); those values become unknown.
+    Amounts are put in one currency first (:func:`core.currency.to_base`, ``currency`` the configured base and
+    ``rates`` its table): a deal in a currency without a rate is reported and left out.
     """
     report = quality if quality is not None else QualityReport()
 
@@ -145,10 +150,15 @@ def from_records(
             for name, kind in property_types.items()
         },
     )
+    live = [d for d in deals if not d.archived]
+    amounts, kept = to_base([d.id for d in live], [d.amount for d in live], [d.currency for d in live], currency,
+                            rates or {}, report)
     rows: list[tuple[Deal, int]] = []
-    for deal in deals:
-        if deal.archived:
+    for deal, amount, keep in zip(live, amounts, kept, strict=True):
+        if not keep:
             continue
+        if amount is not deal.amount:
+            deal = deal.model_copy(update={"amount": amount})
         targets = [index[c] for c in deal.contact_ids if c in index]
         if attribution == "primary":
             targets = targets[:1]

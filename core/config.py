@@ -324,20 +324,29 @@ SalesforceObject = Literal["Contact", "Lead"]
 
 
 class SalesforceConfig(_Strict):
-    """Connection to Salesforce via simple-salesforce; every secret from an env var."""
+    """Connection to Salesforce via simple-salesforce; every secret from an env var.
 
-    auth: Literal["token", "password", "jwt"] = "token"
+    ``auth``: ``client_credentials`` (a connected/external client app with a run-as user; token requests go to
+    the My Domain in ``instance_url_env``) or ``refresh_token`` for unattended runs; ``jwt`` (bearer flow,
+    ``domain`` = the audience: ``login`` or ``test``); ``token`` (a session id, which cannot be renewed);
+    ``password`` (SOAP ``login()``: off by default in orgs created from Winter '26 and retired in Summer '27).
+    """
+
+    auth: Literal["token", "password", "jwt", "client_credentials", "refresh_token"] = "token"
     instance_url_env: str = "SF_INSTANCE_URL"
     access_token_env: str | None = "SF_ACCESS_TOKEN"
     username_env: str | None = None
     password_env: str | None = None
     security_token_env: str | None = None
     consumer_key_env: str | None = None
+    consumer_secret_env: str | None = None
+    refresh_token_env: str | None = None
     private_key_file_env: str | None = None
     domain: str = "login"
     # REST API versions are numbered "NN.0" (GET /services/data lists them:
-    # developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_versions.htm).
-    api_version: str = Field("60.0", pattern=r"^[1-9][0-9]\.0$")
+    # developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_versions.htm); 66.0 is Spring '26,
+    # in every org since February 2026 (68.0, Winter '27, is the newest in December 2026).
+    api_version: str = Field("66.0", pattern=r"^[1-9][0-9]\.0$")
     objects: list[SalesforceObject] = Field(default_factory=lambda: list[SalesforceObject](["Contact"]))
     bulk_threshold: int = Field(10_000, ge=0)
     page_size: int = Field(2000, ge=200, le=2000)
@@ -346,9 +355,16 @@ class SalesforceConfig(_Strict):
     permission_set: str = "CLM_Integration"
     field_suffix: str = "__c"
     field_prefix: str = "CLM_"
+    # Each incremental window re-reads this far below its cursor: a save is stamped when it runs and readable when
+    # its transaction commits, up to 10 minutes later (the synchronous Apex transaction limit). Singer's
+    # tap-salesforce defaults to 10 s (singer-io/tap-salesforce#135), too short for long triggers and flows.
+    lookback_seconds: int = Field(600, ge=0, le=86_400)
+    # A full Id sweep (deletions the 15-day Recycle Bin no longer shows) runs at least this often; it also runs
+    # whenever the delete log no longer covers the cursor. 0: only then.
+    reconcile_days: float = Field(7.0, ge=0.0, le=365.0)
 
     @field_validator("instance_url_env", "access_token_env", "username_env", "password_env", "security_token_env",
-                     "consumer_key_env", "private_key_file_env")
+                     "consumer_key_env", "consumer_secret_env", "refresh_token_env", "private_key_file_env")
     @classmethod
     def _env_names(cls, value: str | None, info: ValidationInfo) -> str | None:
         return _env_name(value, str(info.field_name))
@@ -359,10 +375,18 @@ class SalesforceConfig(_Strict):
             "token": ("access_token_env",),
             "password": ("username_env", "password_env"),
             "jwt": ("username_env", "consumer_key_env", "private_key_file_env"),
+            "client_credentials": ("consumer_key_env", "consumer_secret_env"),
+            "refresh_token": ("consumer_key_env", "refresh_token_env"),
         }[self.auth]
         missing = [key for key in needed if getattr(self, key) is None]
         if missing:
             raise ValueError(f"auth = '{self.auth}' needs {', '.join(missing)} (names of environment variables)")
+        if self.auth == "jwt" and self.domain not in ("login", "test"):
+            # The JWT audience must be the login server, never the My Domain (Salesforce answers "audience is
+            # invalid"): help.salesforce.com articleView?id=xcloud.remoteaccess_oauth_jwt_flow.htm.
+            raise ValueError(f"auth = 'jwt' needs domain = 'login' (production) or 'test' (sandbox), not "
+                             f"'{self.domain}': it is the JWT audience, and Salesforce refuses a My Domain "
+                             "audience with 'audience is invalid'")
         return self
 
 
@@ -386,7 +410,8 @@ class DataConfig(_Strict):
 class ClvConfig(_Strict):
     """Customer lifetime value: model, time unit, horizon, discounting and margin."""
 
-    model: Literal["bgnbd", "historical"] = "bgnbd"
+    # "auto" picks BG/NBD, MBG/NBD or Pareto/NBD by holdout error (core.clv.selection, see core.lifetime).
+    model: Literal["bgnbd", "mbgnbd", "pareto_nbd", "auto", "historical"] = "bgnbd"
     time_unit: Literal["days", "weeks"] = "weeks"
     horizon: float = Field(52.0, gt=0, description="in time units")
     annual_discount_rate: float = Field(0.10, ge=0.0, lt=1.0)
@@ -401,6 +426,49 @@ class ClvConfig(_Strict):
             raise ValueError(f"horizon = {horizon:g} {unit} is more than a century — the horizon is in "
                              f"clv.time_unit ({unit}); 52 weeks or 365 days is one year")
         return horizon
+
+
+_ISO_CODE = re.compile(r"^[A-Z]{3}$")
+
+
+class CurrencyConfig(_Strict):
+    """The one currency every deal amount is counted in, and exchange rates for when the CRM gives none.
+
+    ``base`` is an ISO 4217 code; unset, it is the CRM's own company (corporate) currency. ``rates`` give the
+    value of one unit of each currency in ``base`` (``JPY = 0.0067``: 1 JPY = 0.0067 USD). The CRM's own rates
+    come first (Salesforce ``CurrencyType``/``DatedConversionRate``, HubSpot's amount in company currency); a
+    deal in a currency with no rate from either is reported and left out, never summed unconverted.
+    """
+
+    base: str | None = None
+    rates: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("base")
+    @classmethod
+    def _code(cls, value: str | None) -> str | None:
+        if value is not None and not _ISO_CODE.match(value):
+            raise ValueError(f"'{value}' is not an ISO 4217 currency code — write three capital letters, e.g. USD")
+        return value
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        for code, rate in rates.items():
+            if not _ISO_CODE.match(code):
+                raise ValueError(f"'{code}' is not an ISO 4217 currency code — write three capital letters, "
+                                 "e.g. JPY = 0.0067")
+            if not rate > 0:
+                raise ValueError(f"rate of {code} must be above 0 (the value of one {code} in the base currency)")
+        return rates
+
+    @model_validator(mode="after")
+    def _based(self) -> CurrencyConfig:
+        if self.rates and self.base is None:
+            raise ValueError("currency.rates need currency.base: the rates say what one unit is worth in it, "
+                             "e.g. base = \"USD\"")
+        if self.base is not None and self.rates.get(self.base, 1.0) != 1.0:
+            raise ValueError(f"currency.rates.{self.base} must be 1 (it is the base currency) or left out")
+        return self
 
 
 class ScoringRule(Criteria):
@@ -564,6 +632,7 @@ class ClmConfig(_Strict):
     actions: list[ActionRule] = Field(default_factory=list)
     meddic: MeddicConfig = Field(default_factory=MeddicConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
+    currency: CurrencyConfig = Field(default_factory=CurrencyConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ClmConfig:

@@ -26,6 +26,7 @@ import numpy as np
 
 from core.actions import next_best_actions
 from core.aggregates import DAY, contact_derived, deal_aggregates, purchases_since
+from core.clv.selection import LABELS
 from core.columns import (
     ContactColumns,
     DealColumns,
@@ -113,9 +114,11 @@ class Diagnostics:
 
 
 def _clv_line(clv: Mapping[str, Any]) -> str:
-    fit = clv.get("bgnbd")
-    head = (f"CLV: BG/NBD r={fit['r']:.3g} alpha={fit['alpha']:.3g} a={fit['a']:.3g} b={fit['b']:.3g}"
-            if fit else f"CLV: {clv.get('purchase_model', clv.get('model'))} purchases")
+    model = clv.get("purchase_model", clv.get("model"))
+    fit = clv.get(model) if model in LABELS else None  # diagnostics keep each fitted model under its name
+    named = ("r", "alpha", "a", "b", "s", "beta")
+    params = " ".join(f"{k}={v:.3g}" for k, v in fit.items() if k in named) if fit else ""
+    head = f"CLV: {LABELS[model]} {params}" if fit else f"CLV: {model} purchases"
     notes = "; ".join(clv.get("notes", []))
     return f"{head}, spend {clv.get('spend_model', '-')}" + (f" ({notes})" if notes else "")
 
@@ -364,7 +367,8 @@ def _columns(contacts: ContactColumns | Sequence[Contact], deals: DealColumns | 
         if prop:
             deal_types.setdefault(prop, FieldType.STRING)
     return from_records(contacts, deals, dict(config.data.contact_properties), deal_types,
-                        attribution=config.data.attribution, quality=quality)
+                        attribution=config.data.attribution, quality=quality, currency=config.currency.base,
+                        rates=config.currency.rates)
 
 
 def _subset(deals: DealColumns, keep: np.ndarray) -> DealColumns:

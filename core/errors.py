@@ -81,6 +81,11 @@ class DailyLimitReached(RateLimited):
     """The CRM's daily API allowance (or our reserve of it) is used up: stop cleanly, resume after reset."""
 
 
+class TimeBudgetReached(ClmError):
+    """The run's time budget (``--max-runtime``) ran out while waiting on the CRM (e.g. a queued Bulk job):
+    the run stops cleanly with what it has and the next run resumes."""
+
+
 class RecordRejected(ClmError):
     """The CRM refused one record; the sync reports it and carries on with the others."""
 

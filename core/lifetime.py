@@ -7,12 +7,18 @@ non-convergence...) the CLV package's empirical fallback scores everyone and the
 :attr:`ClvOutcome.diagnostics`; if even that fails, CLV falls back to historical value. The run never stops
 for CLV and no output is NaN except ``p_alive`` for contacts who never bought (not applicable).
 
+``clv.model = "auto"`` chooses the repeat-purchase model the way the BTYD literature compares them
+(:func:`core.clv.compare_by_holdout`): the history is split in half at the midpoint between the first
+purchase and ``as_of`` (CDNOW: 39 + 39 weeks), BG/NBD, MBG/NBD and Pareto/NBD are fitted on the first half
+and the one whose forecasts of each customer's repeat purchases in the second half have the lowest mean
+absolute error is refitted on the whole history. The comparison is kept in the diagnostics (``holdout``).
+
 Derived values, in days:
 
-* ``usual_gap_days``: the customer's expected time between purchases, ``1 / E[lambda]``. With BG/NBD it is the
-  posterior mean purchase rate ``(r + x) / (alpha + T)`` (Fader, Hardie & Lee 2005, the Gamma posterior of
-  lambda), which shrinks a short history towards the population; with the empirical fallback, the
-  empirical shrunk rate.
+* ``usual_gap_days``: the customer's expected time between purchases, ``1 / E[lambda]``. With BG/NBD (and
+  MBG/NBD, Pareto/NBD, whose purchase rate has the same Gamma(r, alpha) prior) it is the posterior mean
+  purchase rate ``(r + x) / (alpha + T)`` (Fader, Hardie & Lee 2005, the Gamma posterior of lambda), which
+  shrinks a short history towards the population; with the empirical fallback, the empirical shrunk rate.
 * ``recency_ratio``: days since the last purchase over ``usual_gap_days`` (2 = two usual gaps of silence).
 * ``clv_percentile``: the contact's CLV rank among customers, 0-100 (100 = the highest).
 """
@@ -25,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from core.clv import fit_and_score, summarize
+from core.clv import compare_by_holdout, fit_and_score, summarize
+from core.clv.selection import ModelName
 from core.columns import DealColumns, FloatArray, StatusCode
 from core.config import ClvConfig
 from core.errors import ClmError
@@ -57,15 +64,23 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
     unpriced = np.isnan(amount)
     if unpriced.any():
         notes.append(f"{int(unpriced.sum())} won deal(s) without an amount counted as 0")
-    summary = summarize(owner[won], deals.closed_at[won], np.where(unpriced, 0.0, amount), n_contacts, as_of,
-                        unit=config.time_unit)
+    paid = np.where(unpriced, 0.0, amount)
+    summary = summarize(owner[won], deals.closed_at[won], paid, n_contacts, as_of, unit=config.time_unit)
     days_per_unit = summary.days_per_unit
+    holdout: dict[str, Any] | None = None
+    purchase_model: ModelName = "bgnbd"
+    if config.model == "auto":
+        purchase_model, holdout = _choose_by_holdout(owner[won], deals.closed_at[won], paid, n_contacts, as_of,
+                                                     config, notes)
+    elif config.model != "historical":
+        purchase_model = config.model
     try:
         result = fit_and_score(
             summary, config.horizon, config.annual_discount_rate, config.margin,
             # "historical" asks for no model: the empirical rules score everyone directly.
-            min_repeat_customers=config.min_repeat_customers if config.model == "bgnbd" else sys.maxsize,
+            min_repeat_customers=config.min_repeat_customers if config.model != "historical" else sys.maxsize,
             on_fit_failure="empirical",
+            purchase_model=purchase_model,
         )
     except (ClmError, ValueError, FloatingPointError) as error:
         return _historical_only(summary.total_spend * config.margin, summary.has_purchase, summary.frequency,
@@ -73,9 +88,9 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
                                 [*notes, f"CLV models failed ({error}); CLV = historical value"])
     customer = result.is_customer
     x = summary.frequency.astype(np.float64)
-    if result.bgnbd is not None:
-        params = result.bgnbd.params
-        rate = (params.r + x) / (params.alpha + summary.T)
+    if result.purchase_fit is not None:
+        named = result.purchase_fit.parameters
+        rate = (named["r"] + x) / (named["alpha"] + summary.T)
     else:
         from core.clv import empirical_rates
 
@@ -85,10 +100,10 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
         days_since_last = (as_of - summary.last_purchase) / DAY
         ratio = days_since_last / gap_days
     diagnostics: dict[str, Any] = {
-        "model": "bgnbd" if config.model == "bgnbd" else "historical",
+        "model": config.model,
         # True when the configured models could not be fitted and the empirical rules were used instead.
-        "fallback": config.model == "bgnbd" and (result.purchase_model != "bgnbd"
-                                                 or result.spend_model != "gamma_gamma"),
+        "fallback": config.model != "historical" and (result.purchase_model == "empirical"
+                                                      or result.spend_model != "gamma_gamma"),
         "purchase_model": result.purchase_model,
         "spend_model": result.spend_model,
         "customers": int(customer.sum()),
@@ -101,6 +116,12 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
         diagnostics["bgnbd"] = {"r": fit.params.r, "alpha": fit.params.alpha, "a": fit.params.a, "b": fit.params.b,
                                 "log_likelihood": fit.log_likelihood, "iterations": fit.iterations,
                                 "message": fit.message}
+    if result.purchase_fit is not None and result.bgnbd is None:
+        fitted = result.purchase_fit
+        diagnostics[fitted.model] = {**fitted.parameters, "log_likelihood": fitted.log_likelihood,
+                                     "iterations": fitted.iterations}
+    if holdout is not None:
+        diagnostics["holdout"] = holdout
     if result.gamma_gamma is not None:
         gg = result.gamma_gamma
         diagnostics["gamma_gamma"] = {"p": gg.params.p, "q": gg.params.q, "gamma": gg.params.gamma,
@@ -125,6 +146,41 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
     columns["clv_percentile"] = percentile_rank(columns["clv"], customer)
     return ClvOutcome(columns=columns, is_customer=customer, model=diagnostics["purchase_model"],
                       diagnostics=diagnostics)
+
+
+def _choose_by_holdout(customer: np.ndarray, time: FloatArray, amount: FloatArray, n_contacts: int, as_of: float,
+                       config: ClvConfig, notes: list[str]) -> tuple[ModelName, dict[str, Any] | None]:
+    """The purchase model with the lowest holdout MAE over the second half of the history (module docstring),
+    and the comparison for the diagnostics; BG/NBD, with the reason in ``notes``, when none can be compared."""
+    if not len(time):
+        notes.append("clv.model = auto: no purchases to compare the models on; used BG/NBD")
+        return "bgnbd", None
+    first_day = np.floor(float(time.min()) / DAY)
+    split = (first_day + np.floor((np.floor(as_of / DAY) - first_day) / 2.0)) * DAY
+    if split <= first_day * DAY:
+        notes.append("clv.model = auto: the history is too short to hold half of it out; used BG/NBD")
+        return "bgnbd", None
+    try:
+        report = compare_by_holdout(customer, time, amount, n_contacts, split, as_of, unit=config.time_unit)
+    except (ClmError, ValueError, FloatingPointError) as error:
+        notes.append(f"clv.model = auto: the holdout comparison failed ({error}); used BG/NBD")
+        return "bgnbd", None
+    holdout: dict[str, Any] = {
+        "calibration_end": split,
+        "holdout_length": report.holdout_length,
+        "actual": report.actual_total,
+        "chosen": report.chosen,
+        "models": {s.model: {"predicted": s.predicted_total, "mae": s.mae, "rmse": s.rmse, "error": s.error}
+                   for s in report.scores},
+        "table": report.table(),
+    }
+    if report.chosen is None:
+        notes.append("clv.model = auto: no model could be fitted on the first half of the history; used BG/NBD")
+        return "bgnbd", holdout
+    best = report.score(report.chosen)
+    notes.append(f"clv.model = auto: {report.chosen} chosen by holdout MAE {best.mae:.3f} over the last "
+                 f"{report.holdout_length:g} {config.time_unit}")
+    return report.chosen, holdout
 
 
 def _finite_or(values: FloatArray, fill: float, customer: np.ndarray) -> FloatArray:

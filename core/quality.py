@@ -44,12 +44,15 @@ class FieldQuality:
     name: str
     unfit: int = 0
     impossible: int = 0
+    unconverted: int = 0
     examples: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
 
-    def add(self, record_id: str, reason: str, *, impossible: bool) -> None:
+    def add(self, record_id: str, reason: str, *, impossible: bool, unconverted: bool = False) -> None:
         """Count one value of ``record_id`` and keep it as an example while there are fewer than five."""
-        if impossible:
+        if unconverted:
+            self.unconverted += 1
+        elif impossible:
             self.impossible += 1
         else:
             self.unfit += 1
@@ -65,13 +68,15 @@ class FieldQuality:
             counts.append(f"{self.unfit} value(s) not fitting the declared type")
         if self.impossible:
             counts.append(f"{self.impossible} impossible value(s)")
+        if self.unconverted:
+            counts.append(f"{self.unconverted} amount(s) in a currency without an exchange rate")
         return (f"{self.name}: {' and '.join(counts)} ({'; '.join(self.reasons)}), excluded; "
                 f"e.g. {', '.join(self.examples)}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"unfit": self.unfit, "impossible": self.impossible, "examples": list(self.examples),
-                "reasons": list(self.reasons)}
+        return {"unfit": self.unfit, "impossible": self.impossible, "unconverted": self.unconverted,
+                "examples": list(self.examples), "reasons": list(self.reasons)}
 
 
 @dataclass
@@ -80,9 +85,10 @@ class QualityReport:
 
     fields: dict[str, FieldQuality] = field(default_factory=dict)
 
-    def add(self, name: str, record_id: str, reason: str, *, impossible: bool) -> None:
+    def add(self, name: str, record_id: str, reason: str, *, impossible: bool, unconverted: bool = False) -> None:
         """Record one bad value of field ``name`` in record ``record_id``."""
-        self.fields.setdefault(name, FieldQuality(name)).add(record_id, reason, impossible=impossible)
+        self.fields.setdefault(name, FieldQuality(name)).add(record_id, reason, impossible=impossible,
+                                                             unconverted=unconverted)
 
     def lines(self) -> list[str]:
         """One line per field with findings, in field order."""

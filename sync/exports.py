@@ -2,8 +2,9 @@
 HTML report (``clm report --html``).
 
 They hold the same per-contact data as the state file, so they are created private (0600) like it (issue 14:
-they were 0644 while the state file was 0600). CSV cells are neutralised against formula injection, and a
-path that cannot be written is a UsageError (exit 2) naming the path and the reason, never a traceback.
+they were 0644 while the state file was 0600). Text in them is redacted as in logs and state (:mod:`core.redact`),
+CSV cells are neutralised against formula injection, and a path that cannot be written is a UsageError (exit 2)
+naming the path and the reason, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from core.errors import UsageError
+from core.redact import redact, redact_values
 from sync.planner import Plan
 
 #: First characters that make Excel, LibreOffice Calc or Google Sheets read a cell as a formula: OWASP "CSV
@@ -47,6 +49,8 @@ def cannot_write(path: Path, exc: OSError) -> UsageError:
     reason = exc.strerror or type(exc).__name__
     if isinstance(exc, IsADirectoryError) or path.is_dir():
         reason = "it is a directory; give a file name"
+    elif isinstance(exc, FileExistsError | NotADirectoryError):  # making its folder met a file of that name
+        reason = "a part of its folder path is a file, not a folder"
     return UsageError(f"cannot write {path}: {reason}",
                       hint="choose a path in a folder you can write to (its parent folders are created)")
 
@@ -94,18 +98,24 @@ def write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
+def _cell(value: object) -> object:
+    return neutralise_cell(redact(value) if isinstance(value, str) else value)
+
+
 def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """Write a CSV file privately, every cell neutralised (see :func:`neutralise_cell`)."""
+    """Write a CSV file privately, every text cell redacted (see :mod:`core.redact`) and neutralised (see
+    :func:`neutralise_cell`)."""
     with private_file(path, newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([neutralise_cell(name) for name in header])
-        writer.writerows([neutralise_cell(cell) for cell in row] for row in rows)
+        writer.writerow([_cell(name) for name in header])
+        writer.writerows([_cell(cell) for cell in row] for row in rows)
 
 
 def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
-    """Write JSON Lines privately (JSON needs no neutralising: no spreadsheet evaluates it)."""
+    """Write JSON Lines privately, every text value redacted (JSON needs no neutralising: no spreadsheet
+    evaluates it)."""
     with private_file(path) as handle:
-        handle.writelines(json.dumps(row) + "\n" for row in rows)
+        handle.writelines(json.dumps(redact_values(row)) + "\n" for row in rows)
 
 
 def _jsonable(value: Any) -> Any:

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import BulkWriter, Connector, FieldUpdate, WriteResult
+from connectors.base import BulkWriter, Connector, FieldAccess, FieldUpdate, WriteResult
 from core.config import ClmConfig
-from core.errors import AuthError, ConnectorError, RateLimited, UsageError
+from core.errors import AuthError, ConnectorError, RateLimited, TimeBudgetReached, UsageError
 from core.fields import OUTPUT_FIELDS
 from core.models import Enrichment, FieldSpec
 from sync.lock import RunLock
@@ -125,6 +125,10 @@ class SyncRunner:
     def _run(self, options: SyncOptions) -> RunSummary:
         started = time.monotonic()
         deadline = None if options.max_runtime is None else started + options.max_runtime
+        transport = getattr(self.connector, "transport", None)
+        if transport is not None:
+            # Work that waits on the CRM (a queued Bulk job) stops at the same deadline as the run.
+            transport.deadline = deadline
         as_of = options.as_of or datetime.now(UTC)
         if as_of > datetime.now(UTC) + AS_OF_MARGIN:
             # A future as-of would stamp future stage_since/computed_at that later, correct runs carry forward.
@@ -177,6 +181,8 @@ class SyncRunner:
             summary.message = f"{exc.message}; progress so far is saved and the next run resumes"
             raise
         finally:
+            if transport is not None:
+                transport.deadline = None
             summary.seconds = round(time.monotonic() - started, 3)
             summary.mirror = self.state.counts()
             after = self._api_counters()
@@ -209,8 +215,11 @@ class SyncRunner:
             return summary
 
     def _ensure_fields(self, summary: RunSummary) -> None:
-        """Create our missing fields (idempotent); a field that exists with another type is left alone and
-        not written this run.
+        """Make sure our fields can be written: create missing ones (idempotent), or, for a CRM where that is an
+        admin step (:class:`FieldAccess`, e.g. Salesforce), only read which ones the logged-in user may write.
+
+        A field no object lets us write (missing, not granted, of another type) is not written this run; one
+        writable on some objects is kept. Each object it cannot be written on is a run problem naming the fix.
 
         Reading every property definition of the portal on every run is wasted calls (and megabytes on a large
         portal): once all our fields were found in order, they are checked again only when the field set
@@ -222,12 +231,15 @@ class SyncRunner:
             known, _, at = marker.partition("|")
             if known == fingerprint and datetime.now(UTC) - datetime.fromisoformat(at) < FIELDS_RECHECK:
                 return
-        statuses = self.connector.ensure_fields(self.specs)
-        broken = {s.name for s in statuses if s.action in ("conflict", "failed")}
-        self.state.set_meta(FIELDS_MARKER, None if broken else f"{fingerprint}|{datetime.now(UTC).isoformat()}")
-        for status in statuses:
-            if status.name in broken:
-                summary.problems.append(f"field {status.crm_name} not written: {status.detail}")
+        statuses = (self.connector.field_access(self.specs) if isinstance(self.connector, FieldAccess)
+                    else self.connector.ensure_fields(self.specs))
+        failing = [s for s in statuses if s.action in ("conflict", "failed")]
+        # Checked again next run until everything is in order: an admin may grant the rest at any time.
+        self.state.set_meta(FIELDS_MARKER, None if failing else f"{fingerprint}|{datetime.now(UTC).isoformat()}")
+        for status in failing:
+            summary.problems.append(f"field {status.crm_name} not written: {status.detail}")
+        writable = {s.name for s in statuses if s.action not in ("conflict", "failed")}
+        broken = {s.name for s in failing} - writable
         self.specs = [spec for spec in self.specs if spec.name not in broken]
 
     def _api_counters(self) -> tuple[int, int, int]:
@@ -250,19 +262,28 @@ class SyncRunner:
         if full and (restart or not self.state.full_pull_in_progress()):
             self.state.start_full_pull()
         complete = True
-        for page in self.connector.pull(self.state.cursor() or None):
-            changed_contacts, changed_deals = self.state.apply_page(
-                page.contacts, page.deals, page.deleted_contact_ids, page.deleted_deal_ids, page.cursor, owned, keep,
-                page.merged_contacts)
-            summary.pulled_contacts += changed_contacts
-            summary.pulled_deals += changed_deals
-            summary.deleted += len(page.deleted_contact_ids) + len(page.deleted_deal_ids)
-            if page.problems and len(summary.problems) < MAX_LISTED:
-                summary.problems.extend(page.problems[: MAX_LISTED - len(summary.problems)])
-            self.progress("pull", summary.pulled_contacts + summary.pulled_deals, None)
-            if deadline is not None and time.monotonic() > deadline:
-                complete = False
-                break
+        try:
+            for page in self.connector.pull(self.state.cursor() or None):
+                if page.live_contact_ids is not None or page.live_deal_ids is not None:
+                    # A reconciling sweep: what the CRM no longer holds, not even in a delete log, leaves the mirror
+                    # (before the page's cursor records the sweep as done).
+                    summary.deleted += sum(self.state.retain(page.live_contact_ids, page.live_deal_ids))
+                changed_contacts, changed_deals = self.state.apply_page(
+                    page.contacts, page.deals, page.deleted_contact_ids, page.deleted_deal_ids, page.cursor, owned,
+                    keep, page.merged_contacts)
+                summary.pulled_contacts += changed_contacts
+                summary.pulled_deals += changed_deals
+                summary.deleted += len(page.deleted_contact_ids) + len(page.deleted_deal_ids)
+                if page.problems and len(summary.problems) < MAX_LISTED:
+                    summary.problems.extend(page.problems[: MAX_LISTED - len(summary.problems)])
+                self.progress("pull", summary.pulled_contacts + summary.pulled_deals, None)
+                if deadline is not None and time.monotonic() > deadline:
+                    complete = False
+                    break
+        except TimeBudgetReached as exc:
+            # The pages stored so far keep their cursors: the next run resumes from there.
+            complete = False
+            log.info("pull stopped: %s", exc.message, extra={"step": "pull"})
         if full and complete:
             dropped = self.state.finish_full_pull()
             summary.deleted += sum(dropped)

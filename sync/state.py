@@ -10,18 +10,22 @@ associations, and the CRM's current values of our own fields. No email addresses
 
 from __future__ import annotations
 
+import errno
+import functools
+import inspect
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from core.errors import StateError
 from core.models import Contact, Deal, DealStatus
+from core.redact import redact, redact_values
 
 SCHEMA_VERSION = 1
 
@@ -91,6 +95,7 @@ class StateStore(Protocol):
     def meta_value(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str | None) -> None: ...
     def finish_full_pull(self) -> tuple[int, int]: ...
+    def retain(self, contact_ids: Sequence[str] | None, deal_ids: Sequence[str] | None) -> tuple[int, int]: ...
     def apply_page(self, contacts: Sequence[Contact], deals: Sequence[Deal], deleted_contacts: Sequence[str],
                    deleted_deals: Sequence[str], cursor: Mapping[str, str], owned_names: Mapping[str, str],
                    keep_properties: Iterable[str] = (),
@@ -126,25 +131,101 @@ def _time(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
 
 
+_RESUMES = "the run stopped at its last checkpoint and the next one resumes from there"
+_WRITABLE = ("give this user write access to the file and to its folder (SQLite writes its -wal and -shm files "
+             "next to it), or set sync.state_path to a folder it can write; " + _RESUMES)
+
+
+def storage_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> StateError:
+    """The state error for what SQLite or the OS refused on the state file at ``path``: what, where, what to do.
+
+    SQLite's result codes (https://www.sqlite.org/rescode.html) name the class: SQLITE_FULL "database or disk is
+    full", SQLITE_READONLY "attempt to write a readonly database", SQLITE_CORRUPT "database disk image is
+    malformed", SQLITE_NOTADB "file is not a database", SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_PERM; the OS's errno
+    the same classes for the file operations around it.
+    """
+    if path.is_dir():
+        return StateError(f"the state path {path} is a directory, not a file",
+                          hint=f"set sync.state_path to a file name, e.g. {path / 'state.db'}")
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    number = exc.errno if isinstance(exc, OSError) else None
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if primary == sqlite3.SQLITE_FULL or number in (errno.ENOSPC, errno.EDQUOT):
+        return StateError(f"the disk holding the state file {path} is full ({detail})",
+                          hint=f"free space on it, or set sync.state_path to another disk; {_RESUMES}")
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM) or number == errno.EROFS:
+        return StateError(f"the state file {path} is read-only ({detail})", hint=_WRITABLE)
+    if primary == sqlite3.SQLITE_CANTOPEN or number in (errno.EACCES, errno.EPERM):
+        return StateError(f"cannot open the state file {path}: permission denied or missing folder ({detail})",
+                          hint=_WRITABLE)
+    if number in (errno.ENOTDIR, errno.EEXIST):  # EEXIST: creating its folder found a file of that name
+        return StateError(f"cannot create the state file {path}: a part of its folder path is a file ({detail})",
+                          hint="set sync.state_path to a path under a folder")
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return StateError(f"the state file {path} is damaged or not a state file ({detail})",
+                          hint="move it aside (keep it if you report a bug); the next run rebuilds the mirror with "
+                               "a full pull")
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StateError(f"the state file {path} is locked by another program ({detail})",
+                          hint="close whatever holds it open (a database browser, a backup) and run again")
+    return StateError(f"reading or writing the state file {path} failed ({detail})",
+                      hint=f"check the disk or network mount it is on; {_RESUMES}")
+
+
+_S = TypeVar("_S")
+
+
+def _stops_on_storage_errors(cls: type[_S]) -> type[_S]:
+    """Turn every SQLite and OS error of the store's methods into a :func:`storage_error`, in one place, and make
+    a store that failed once refuse every later call (but ``close``): after a full disk, a read-only mount or a
+    damaged page nothing more is written, and no caller carries on with a half-written checkpoint."""
+
+    def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            failure = getattr(self, "_failure", None)
+            if failure is not None and method.__name__ != "close":
+                raise StateError(failure.message, hint=failure.hint)
+            try:
+                return method(self, *args, **kwargs)
+            except (sqlite3.DatabaseError, OSError) as exc:
+                if isinstance(exc, sqlite3.ProgrammingError | sqlite3.IntegrityError):
+                    raise  # our bug (a value SQLite cannot bind, a broken constraint), not the storage's
+                self._failure = storage_error(self.path, exc)
+                raise self._failure from None
+        return wrapper
+
+    for name, member in list(vars(cls).items()):
+        # ``transaction`` is entered inside the public methods, which are guarded already.
+        if inspect.isfunction(member) and (name == "__init__" or not name.startswith("_")) and name != "transaction":
+            setattr(cls, name, guarded(member))
+    return cls
+
+
+@_stops_on_storage_errors
 class SQLiteState:
-    """The SQLite state store. One writer at a time (see :mod:`sync.lock`); commits per page and batch."""
+    """The SQLite state store. One writer at a time (see :mod:`sync.lock`); commits per page and batch.
+
+    Storage failures (full disk, read-only file or mount, permission, damage, a directory at the path) raise a
+    :class:`StateError` naming the path and a fix, and stop the store (see :func:`_stops_on_storage_errors`).
+    """
 
     def __init__(self, path: Path, connection_id: str) -> None:
         self.path = path
+        self._failure: StateError | None = None
+        if path.is_dir():  # before chmod, which would make the folder unusable
+            raise storage_error(path, IsADirectoryError(errno.EISDIR, "is a directory", str(path)))
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not path.exists():
             # Created private before SQLite opens it: the mirror holds customer data.
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
         os.chmod(path, 0o600)
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"the state file {path} is not a usable SQLite database ({exc})",
-                             hint="move it aside; the next run rebuilds the mirror with a full pull") from None
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
         self._check_identity(connection_id)
 
     def _check_identity(self, connection_id: str) -> None:
@@ -174,7 +255,10 @@ class SQLiteState:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk, an I/O error): a second ROLLBACK
+            # would fail and hide the error that matters.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
@@ -223,6 +307,28 @@ class SQLiteState:
             db.execute("DELETE FROM meta WHERE key = 'full_pull'")
         return contacts, deals
 
+    def retain(self, contact_ids: Sequence[str] | None, deal_ids: Sequence[str] | None) -> tuple[int, int]:
+        """Keep only the given contacts and deals (a reconciling sweep's every live id; None leaves that kind
+        alone): the others were deleted in the CRM where no deletion record is left. Returns how many dropped."""
+        dropped = []
+        with self.transaction() as db:
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS live_ids (id TEXT PRIMARY KEY)")
+            for table, ids in (("contacts", contact_ids), ("deals", deal_ids)):
+                if ids is None:
+                    dropped.append(0)
+                    continue
+                db.execute("DELETE FROM live_ids")
+                db.executemany("INSERT OR IGNORE INTO live_ids VALUES (?)", [(i,) for i in ids])
+                gone = [row[0] for row in db.execute(
+                    f"SELECT id FROM {table} WHERE id NOT IN (SELECT id FROM live_ids)").fetchall()]
+                if table == "contacts":
+                    self._drop_contacts(db, gone)
+                else:
+                    db.executemany("DELETE FROM deals WHERE id = ?", [(i,) for i in gone])
+                dropped.append(len(gone))
+            db.execute("DELETE FROM live_ids")
+        return dropped[0], dropped[1]
+
     def apply_page(
         self,
         contacts: Sequence[Contact],
@@ -243,7 +349,7 @@ class SQLiteState:
         """
         keep = set(keep_properties)
         with self.transaction() as db:
-            contacts, deals = self._changed(db, contacts, deals)
+            contacts, deals = self._changed(db, contacts, deals, keep)
             contact_rows = []
             for c in contacts:
                 props = {k: _plain(v) for k, v in c.properties.items() if k in keep}
@@ -281,24 +387,30 @@ class SQLiteState:
         return len(contacts), len(deals)
 
     @staticmethod
-    def _changed(db: sqlite3.Connection, contacts: Sequence[Contact],
-                 deals: Sequence[Deal]) -> tuple[list[Contact], list[Deal]]:
-        """The records of a page the mirror does not already hold at the same modified time (and, for deals,
-        the same contacts); the others are only marked seen. Lookback windows and the association sweep re-read
-        records on purpose: this keeps a re-read from counting, or costing, as new data."""
+    def _changed(db: sqlite3.Connection, contacts: Sequence[Contact], deals: Sequence[Deal],
+                 keep: set[str]) -> tuple[list[Contact], list[Deal]]:
+        """The records of a page the mirror does not already hold at the same modified time (and, for contacts,
+        the same stored properties; for deals, the same contacts); the others are only marked seen. Lookback
+        windows and the association sweep re-read records on purpose: this keeps a re-read from counting, or
+        costing, as new data. Properties are compared because a CRM may re-send a contact whose own modified
+        time did not move while its data did (Salesforce parent fields such as ``Account.Industry``)."""
         def split(table: str, records: Sequence[Any], key: Any) -> list[Any]:
             if not records:
                 return []
             marks = ",".join("?" * len(records))
-            known = {row[0]: tuple(row[1:]) for row in db.execute(
-                f"SELECT id, updated_at{', contact_ids' if table == 'deals' else ''} FROM {table} "
-                f"WHERE id IN ({marks})", [r.id for r in records])}
-            fresh = [r for r in records if known.get(r.id) != key(r)]
-            same = [(r.id,) for r in records if known.get(r.id) == key(r)]
+            extra = ", contact_ids" if table == "deals" else ", props"
+            known = {row[0]: (row[1], json.loads(row[2]) if table == "contacts" else row[2]) for row in db.execute(
+                f"SELECT id, updated_at{extra} FROM {table} WHERE id IN ({marks})", [r.id for r in records])}
+            keys = {r.id: key(r) for r in records}
+            fresh = [r for r in records if known.get(r.id) != keys[r.id]]
+            same = [(r.id,) for r in records if known.get(r.id) == keys[r.id]]
             db.executemany(f"UPDATE {table} SET seen = 1 WHERE id = ?", same)
             return fresh
 
-        return (split("contacts", contacts, lambda c: (_epoch(c.updated_at),)),
+        def stored_props(c: Contact) -> Any:
+            return json.loads(json.dumps({k: _plain(v) for k, v in c.properties.items() if k in keep}))
+
+        return (split("contacts", contacts, lambda c: (_epoch(c.updated_at), stored_props(c))),
                 split("deals", deals, lambda d: (_epoch(d.updated_at), json.dumps(list(d.contact_ids)))))
 
     def _merge_contacts(self, db: sqlite3.Connection, merged: Mapping[str, str]) -> None:
@@ -454,7 +566,8 @@ class SQLiteState:
                     "attempts=CASE WHEN rejections.values_hash = excluded.values_hash "
                     "THEN rejections.attempts + 1 ELSE 1 END, values_hash=excluded.values_hash, "
                     "last_run=excluded.last_run",
-                    (rejection.record_id, rejection.field, rejection.reason, int(rejection.transient),
+                    # CRM text: it may quote a person's e-mail address or a credential (see core.redact).
+                    (rejection.record_id, rejection.field, redact(rejection.reason), int(rejection.transient),
                      rejection.values_hash, run_id, run_id),
                 )
                 db.execute("UPDATE plan SET state = 'rejected' WHERE run_id = ? AND record_id = ?",
@@ -493,7 +606,8 @@ class SQLiteState:
         """Close a run with its status, counts and metrics snapshot."""
         with self.transaction() as db:
             db.execute("UPDATE runs SET finished_at = ?, status = ?, summary = ?, metrics = ? WHERE id = ?",
-                       (datetime.now(UTC).isoformat(), status, json.dumps(summary, default=str),
+                       # Problems, messages, rejections and samples quote CRM text: redacted like the logs.
+                       (datetime.now(UTC).isoformat(), status, json.dumps(redact_values(summary), default=str),
                         json.dumps(metrics, default=str) if metrics is not None else None, run_id))
 
     def runs(self, limit: int = 50) -> list[RunRecord]:

@@ -62,6 +62,11 @@ class HostileCounter:
         """One more case of ``suite`` held."""
         HOSTILE_COUNTS.setdefault(suite, [0, 0])[1] += 1
 
+    def counts(self, suite: str) -> tuple[int, int]:
+        """(tried, held) so far for ``suite``."""
+        tried, held = HOSTILE_COUNTS.get(suite, [0, 0])
+        return tried, held
+
 
 @pytest.fixture(scope="session")
 def hostile() -> HostileCounter:

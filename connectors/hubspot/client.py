@@ -113,6 +113,7 @@ class HubSpotClient:
         self._token = token
         self._apis: dict[str, Any] = {}
         self.daily_resets_at: datetime | None = None
+        self.company_currency: str | None = None
         """When the account's daily limit resets (midnight in the account's time zone), once read."""
 
     # --- tokens ------------------------------------------------------------------------------------------
@@ -187,6 +188,33 @@ class HubSpotClient:
                 continue
             self.transport.limiter.set_daily_reset(self.daily_resets_at)
             return
+
+    def read_company_currency(self) -> str | None:
+        """The portal's company currency (``companyCurrency`` of ``GET /account-info/v3/details``,
+        developers.hubspot.com/docs/api-reference/legacy/account/account-information/get-account-details): what
+        ``amount_in_home_currency`` is in. Read once; None when the account details cannot be read."""
+        if self.company_currency is not None:
+            return self.company_currency
+        url = self.config.base_url.rstrip("/") + "/account-info/v3/details"
+
+        def attempt() -> dict[str, Any]:
+            try:
+                response = httpx.get(url, headers={"Authorization": f"Bearer {self._current_token()}"},
+                                     timeout=self.timeout)
+            except httpx.TransportError as exc:
+                raise Transient(f"connection: {type(exc).__name__}") from exc
+            if response.status_code >= 500 or response.status_code == 429:
+                raise Transient(f"{response.status_code} from the account details endpoint")
+            body = parse_json(response.content) if response.status_code == 200 else {}
+            return body if isinstance(body, dict) else {}
+
+        try:
+            body = self.transport.call_named("HubSpot", "read the account details", attempt)
+        except (ConnectorError, AuthError):
+            return None
+        code = body.get("companyCurrency")
+        self.company_currency = str(code) if isinstance(code, str) and code else None
+        return self.company_currency
 
     # --- calls -------------------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class HubSpotConnector:
                                 *(["lifecyclestage"] if config.write_native_lifecyclestage else [])})
         deal_props = sorted({"dealname", "amount", "dealstage", "pipeline", "closedate", "createdate",
                              "hs_lastmodifieddate", "hs_is_closed_won", "hs_is_closed", "hs_merged_object_ids",
-                             "deal_currency_code", *deal_properties})
+                             "deal_currency_code", "amount_in_home_currency", *deal_properties})
         self.transport = transport or Transport(
             RateLimiter(Limits(config.requests_per_10s, 10.0, config.daily_limit)),
             concurrency=config.max_concurrency,

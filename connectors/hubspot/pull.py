@@ -218,9 +218,14 @@ class Puller:
                 associations[deal_id] = self._all_contacts_of(deal_id)
         else:
             associations.update(self.deal_contacts(unread))
+        company = self._company_currency(results)
         for raw in results:
-            add_deal(raw, associations.get(str(raw["id"]), ()), page)
+            add_deal(raw, associations.get(str(raw["id"]), ()), page, company)
         return page
+
+    def _company_currency(self, deals: Sequence[Mapping[str, Any]]) -> str | None:
+        """The portal's company currency, the one every deal amount is given in (read once per client)."""
+        return self.client.read_company_currency() if deals else None
 
     def _add_deals_of(self, contact_ids: Sequence[str], page: Page) -> None:
         """Re-read the deals of contacts that absorbed others by a merge: HubSpot re-points the merged records'
@@ -233,8 +238,9 @@ class Puller:
                 "properties": self.props["deals"], "propertiesWithHistory": []}, archived=False)
             results = body.get("results", [])
             contacts = self.deal_contacts([str(raw["id"]) for raw in results])
+            company = self._company_currency(results)
             for raw in results:
-                add_deal(raw, contacts.get(str(raw["id"]), ()), page)
+                add_deal(raw, contacts.get(str(raw["id"]), ()), page, company)
 
     def deal_contacts(self, deal_ids: Sequence[str]) -> dict[str, list[str]]:
         """Deal -> associated contact ids via the v4 batch API (following per-input paging), in HubSpot's

@@ -56,15 +56,27 @@ def add_contact(raw: Mapping[str, Any], page: Page) -> None:
         page.merged_contacts[old] = contact.id
 
 
-def add_deal(raw: Mapping[str, Any], contact_ids: Sequence[str], page: Page) -> None:
-    """Append one deal (with its associated contacts, in HubSpot's order) to a page, or a named problem."""
+def add_deal(raw: Mapping[str, Any], contact_ids: Sequence[str], page: Page,
+             company_currency: str | None = None) -> None:
+    """Append one deal (with its associated contacts, in HubSpot's order) to a page, or a named problem.
+
+    A deal with a ``deal_currency_code`` counts at HubSpot's own ``amount_in_home_currency`` (the amount at the
+    portal's exchange rate of its close date, in ``company_currency``); without one (a currency the portal has
+    no rate for) it keeps its own amount and code, and the engine reports and excludes it (:mod:`core.currency`).
+    A deal without a currency is in the company currency (HubSpot's "Get the company currency": it is "the
+    default currency for new deals").
+    """
     props = dict(raw.get("properties") or {})
     deal_id = str(raw["id"])
+    value, currency = props.get("amount"), props.get("deal_currency_code") or None
+    home = props.get("amount_in_home_currency")
+    if currency is None or (value not in (None, "") and home not in (None, "")):
+        value, currency = (home if currency is not None else value), company_currency
     try:
         page.deals.append(Deal(
             id=deal_id,
-            amount=amount(props.get("amount"), deal_id),
-            currency=props.get("deal_currency_code") or None,
+            amount=amount(value, deal_id),
+            currency=currency,
             pipeline=props.get("pipeline") or None,
             stage=props.get("dealstage") or None,
             status=deal_status(props),

@@ -4,13 +4,20 @@ Every request of the connector goes through :meth:`SalesforceClient.call`, which
 :class:`connectors.transport.Transport` (pacing, retries) and turns what simple-salesforce raises into the
 project's errors:
 
-- ``401 INVALID_SESSION_ID``: password and JWT logins log in again *once* and the request is retried; a
-  session that is refused again right after a fresh login, or a token login (nothing to refresh), is an
-  :class:`core.errors.AuthError` with a hint.
+- ``401 INVALID_SESSION_ID``: client-credentials, refresh-token, JWT and password logins log in again *once* and
+  the request is retried; a session that is refused again right after a fresh login, or a token login (nothing
+  to refresh), is an :class:`core.errors.AuthError` with a hint.
 - ``403 REQUEST_LIMIT_EXCEEDED`` "TotalRequests Limit exceeded": :class:`core.errors.DailyLimitReached`
   (never retried); the same code for the concurrent long-request limit is transient.
 - 5xx, dropped connections, timeouts, ``UNABLE_TO_LOCK_ROW`` on a whole request: transient, retried.
 - other 4xx: :class:`SalesforceApiError` carrying Salesforce's error list.
+
+Logins: the OAuth client-credentials and refresh-token flows are requests to the My Domain's
+``/services/oauth2/token`` made here with the connector's ``requests`` session (simple-salesforce then takes the
+``session_id``/``instance_url``); JWT and SOAP ``login()`` go through simple-salesforce. SOAP ``login()`` is off by
+default in orgs created from Winter '26, absent from API 65.0 on and retired in Summer '27
+(help.salesforce.com articleView?id=005132110), so password logins use API :data:`SOAP_LOGIN_VERSION` whatever
+``api_version`` the REST calls use, and a refusal says how to switch to client credentials.
 
 The daily allowance is read from the ``Sforce-Limit-Info: api-usage=N/M`` header of *every* response (a
 ``requests`` response hook: simple-salesforce only parses it into ``Salesforce.api_usage`` for REST calls, not
@@ -26,7 +33,6 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,7 +48,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.login import SalesforceLogin
 
-from connectors.transport import Budget, Limits, RateLimiter, Transient, Transport, next_utc_midnight
+from connectors.transport import Budget, Limits, RateLimiter, Transient, Transport
 from core.config import SalesforceConfig, secret
 from core.errors import AuthError, ConnectorError, DailyLimitReached
 
@@ -59,6 +65,36 @@ TRANSIENT_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUES
                              "QUERY_TIMEOUT", "UNKNOWN_EXCEPTION"})
 
 _USAGE = re.compile(r"api-usage=(\d+)/(\d+)")
+
+#: The newest API version that still has SOAP ``login()`` (it is absent from 65.0 on).
+SOAP_LOGIN_VERSION = "64.0"
+
+#: What to put in clm.toml instead of a login Salesforce no longer allows.
+CLIENT_CREDENTIALS_CONFIG = ('[salesforce] auth = "client_credentials", consumer_key_env = "SF_CONSUMER_KEY", '
+                             'consumer_secret_env = "SF_CONSUMER_SECRET", instance_url_env = "SF_INSTANCE_URL" '
+                             "(a connected or external client app with the client credentials flow enabled and a "
+                             "run-as user; SF_INSTANCE_URL = your My Domain URL, https://<domain>.my.salesforce.com)")
+
+#: Hints for the OAuth token endpoint's errors (error_description, lower case -> what to do).
+_OAUTH_HINTS = {
+    "request not supported on this domain":
+        "the client credentials flow only works on your org's My Domain: set the variable named by "
+        "salesforce.instance_url_env to https://<your-domain>.my.salesforce.com, not login/test.salesforce.com",
+    "no client credentials user enabled":
+        "in the connected (or external client) app's policies, under Client Credentials Flow, set a Run As user "
+        "with the API Enabled permission",
+    "expired access/refresh token":
+        "the refresh token was revoked or expired (app access revoked, a refresh token policy, or more than 5 "
+        "grants for the user): obtain a new one and put it in the variable named by "
+        "salesforce.refresh_token_env, or switch to " + CLIENT_CREDENTIALS_CONFIG,
+    "invalid client credentials":
+        "check the consumer key and secret in the variables named by salesforce.consumer_key_env and "
+        "salesforce.consumer_secret_env (the refresh token flow needs the secret unless the app's 'Require "
+        "Secret for Refresh Token Flow' is off)",
+    "client identifier invalid":
+        "check the consumer key in the variable named by salesforce.consumer_key_env (a new app takes a few "
+        "minutes to be usable)",
+}
 
 
 class SalesforceApiError(ConnectorError):
@@ -95,12 +131,19 @@ def budget_from_header(value: str | None) -> Budget | None:
 
 
 def daily_limit_reached(detail: str) -> DailyLimitReached:
-    """The error that stops a run when the org's daily API allowance is used up."""
+    """The error that stops a run when the org's daily API allowance is used up.
+
+    Salesforce counts the allowance over a rolling 24 hours, not per calendar day: calls are refused "until usage
+    for the preceding 24 hours drops below the limit" (help.salesforce.com
+    articleView?id=xcloud.setup_system_overview_api.htm). When that is depends on when the last day's requests
+    were made, which only the org knows, so there is no reset time to give (``resets_at`` is None).
+    """
     return DailyLimitReached(
         f"Salesforce's daily API request limit is reached ({detail})",
-        resets_at=next_utc_midnight(datetime.now(UTC)),
-        hint="the run stopped cleanly; Salesforce counts requests over a rolling 24 hours, so run again later "
-             "(or raise the org's allowance) to resume",
+        resets_at=None,
+        hint="the run stopped cleanly; Salesforce counts requests over a rolling 24 hours (not from midnight), so "
+             "requests free up as those made 24 hours ago age out: run again in a few hours (or raise the org's "
+             "allowance) to resume",
     )
 
 
@@ -129,11 +172,13 @@ class SalesforceClient:
         self.session = session or _TimeoutSession(timeout)
         self.session.hooks.setdefault("response", []).append(self._observe_response)
         self._base_reserve = self.transport.limiter.limits.daily_reserve
+        self.transport.limiter.set_rolling_daily()
         self._instance_url = instance_url
         self._session_id = session_id
         self._sf: Salesforce | None = None
         self._generation = 0
         self._unconfirmed_logins = 0
+        self._refresh_token: str | None = None
         self._lock = threading.Lock()
         self.logins = 0
 
@@ -141,8 +186,8 @@ class SalesforceClient:
 
     @property
     def can_relogin(self) -> bool:
-        """Whether an expired session can be replaced (password and JWT logins can; a bare token cannot)."""
-        return self.config.auth in ("password", "jwt")
+        """Whether an expired session can be replaced (every login can; a bare token cannot)."""
+        return self.config.auth != "token"
 
     def _connect(self) -> Salesforce:
         cfg = self.config
@@ -152,6 +197,9 @@ class SalesforceClient:
         elif cfg.auth == "token":
             session_id = secret(cfg.access_token_env, "salesforce.access_token_env")
             instance_url = self._instance_url or secret(cfg.instance_url_env, "salesforce.instance_url_env")
+        elif cfg.auth in ("client_credentials", "refresh_token"):
+            session_id, instance_url = self._oauth_login()
+            self.logins += 1
         else:
             session_id, instance = self._login()
             instance_url = f"https://{instance}"
@@ -166,6 +214,47 @@ class SalesforceClient:
         return Salesforce(instance=host, session_id=session_id, session=self.session, version=cfg.api_version,
                           object_pairs_hook=dict)
 
+    def _my_domain(self) -> str:
+        url = secret(self.config.instance_url_env, "salesforce.instance_url_env").strip().rstrip("/")
+        return url if "://" in url else f"https://{url}"
+
+    def _oauth_login(self) -> tuple[str, str]:
+        """Log in by the OAuth 2.0 client-credentials or refresh-token flow: (access token, instance URL)."""
+        cfg = self.config
+        form: dict[str, str] = {"grant_type": cfg.auth}
+        if cfg.auth == "refresh_token":
+            form["refresh_token"] = self._refresh_token or secret(cfg.refresh_token_env,
+                                                                  "salesforce.refresh_token_env")
+        # Salesforce takes the client id/secret as form fields for both flows (or Basic for client credentials).
+        form["client_id"] = secret(cfg.consumer_key_env, "salesforce.consumer_key_env")
+        if cfg.consumer_secret_env:
+            form["client_secret"] = secret(cfg.consumer_secret_env, "salesforce.consumer_secret_env")
+        try:
+            response = self.session.post(f"{self._my_domain()}/services/oauth2/token", data=form,
+                                         headers={"Accept": "application/json"})
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Transient(f"login: {type(exc).__name__}") from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise Transient(f"login: {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise AuthError(f"Salesforce's token endpoint answered {response.status_code} without a JSON body",
+                            hint="check that the variable named by salesforce.instance_url_env holds your My Domain "
+                                 "URL, https://<your-domain>.my.salesforce.com")
+        if response.status_code != 200 or not body.get("access_token"):
+            error, description = str(body.get("error", "")), str(body.get("error_description", ""))
+            raise AuthError(f"Salesforce refused the {cfg.auth} login ({error}: {description})",
+                            hint=_OAUTH_HINTS.get(description.lower(),
+                                                  "check the app's OAuth settings and the variables named by "
+                                                  "salesforce.consumer_key_env/consumer_secret_env"))
+        if isinstance(body.get("refresh_token"), str):
+            # Refresh token rotation: the one we used is revoked, so the next login in this run needs the new one.
+            self._refresh_token = body["refresh_token"]
+        return str(body["access_token"]), str(body.get("instance_url") or self._my_domain())
+
     def _login(self) -> tuple[str, str]:
         """Log in by username/password (SOAP ``login()``) or the OAuth 2.0 JWT bearer flow."""
         cfg = self.config
@@ -177,7 +266,7 @@ class SalesforceClient:
                     if cfg.security_token_env else ""
                 result: tuple[str, str] = SalesforceLogin(
                     username=username, password=secret(cfg.password_env, "salesforce.password_env"),
-                    security_token=token, domain=cfg.domain, sf_version=cfg.api_version, session=self.session)
+                    security_token=token, domain=cfg.domain, sf_version=SOAP_LOGIN_VERSION, session=self.session)
                 return result
             key_file = secret(cfg.private_key_file_env, "salesforce.private_key_file_env")
             result = SalesforceLogin(username=username,
@@ -185,12 +274,20 @@ class SalesforceClient:
                                      privatekey_file=key_file, domain=cfg.domain, session=self.session)
             return result
         except SalesforceAuthenticationFailed as exc:
+            if cfg.auth == "password" and exc.code == "INVALID_OPERATION":
+                raise AuthError(
+                    f"Salesforce refused the password login: SOAP API login() is disabled or retired for this org "
+                    f"({exc.code}: {exc.auth_message})",
+                    hint="SOAP login() is off by default in orgs created from Winter '26 and retired in Summer '27; "
+                         "switch to " + CLIENT_CREDENTIALS_CONFIG) from None
             hint = ("check the username, password and security token in the environment variables named by "
                     "salesforce.username_env/password_env/security_token_env (a password change resets the token)"
                     if cfg.auth == "password" else
                     "check the connected app's consumer key, that its certificate matches the private key, that the "
-                    "user is pre-authorised for the app, and salesforce.domain (login, test or your My Domain)")
-            raise AuthError(f"Salesforce refused the {cfg.auth} login ({exc.code}: {exc.message})", hint=hint) from None
+                    "user is pre-authorised for the app, and salesforce.domain: 'login' for production or 'test' for "
+                    "a sandbox (it is the JWT audience; a My Domain audience is refused)")
+            raise AuthError(f"Salesforce refused the {cfg.auth} login ({exc.code}: {exc.auth_message})",
+                            hint=hint) from None
         except OSError as exc:
             if isinstance(exc, requests.RequestException):
                 raise Transient(f"login: {type(exc).__name__}") from exc
@@ -210,7 +307,8 @@ class SalesforceClient:
             raise AuthError(
                 "Salesforce refused the session (INVALID_SESSION_ID: expired or revoked)",
                 hint=f"an access token cannot be refreshed: put a new one in ${self.config.access_token_env} "
-                     "(e.g. from `sf org display --json`), or use auth = 'password' or 'jwt' for unattended runs")
+                     "(e.g. from `sf org display --json`); for unattended runs use " + CLIENT_CREDENTIALS_CONFIG
+                     + ", or auth = 'refresh_token' or 'jwt'")
         with self._lock:
             if generation != self._generation:
                 return  # another thread already logged in again; just retry with the new session

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -18,7 +19,7 @@ from simple_salesforce.api import Salesforce
 from connectors.base import CheckResult, FieldStatus, FieldUpdate, Page, WriteResult
 from connectors.salesforce.client import SalesforceApiError, SalesforceClient
 from connectors.salesforce.fields import FieldManager
-from connectors.salesforce.pull import DEAL_KEY, ROLE_KEY, Puller, PullPlan
+from connectors.salesforce.pull import DEAL_KEY, LOG_KEY, RECONCILED_KEY, ROLE_KEY, Puller, PullPlan, count_windows
 from connectors.salesforce.reader import Reader
 from connectors.salesforce.records import ObjectSchema
 from connectors.salesforce.writer import Writer
@@ -33,7 +34,7 @@ class SalesforceConnector:
 
     ``contact_properties``/``deal_properties`` are Salesforce field API names. ``session``, ``transport``,
     ``instance_url`` and ``session_id`` are for tests and the sandbox (a ``session_id`` is only the first
-    session: password and JWT logins replace it when it expires). Writes above ``bulk_write_threshold``
+    session: every login but ``token`` replaces it when it expires). Writes above ``bulk_write_threshold``
     records (default ``bulk_threshold``) should go through :meth:`write_bulk`.
     """
 
@@ -52,12 +53,16 @@ class SalesforceConnector:
         instance_url: str | None = None,
         session_id: str | None = None,
         bulk_write_threshold: int | None = None,
+        assign_to: str | None = None,
         timeout: float = 60.0,
         poll_interval: float = 0.25,
         lock_backoff: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
+        self.clock = clock
+        """The time getDeleted windows end at and sweeps are dated by (the org's clock, for the sandbox)."""
         self.batch_size = config.batch_size
         self.bulk_write_threshold = config.bulk_threshold if bulk_write_threshold is None else bulk_write_threshold
         self.client = SalesforceClient(config, transport=transport, session=session, instance_url=instance_url,
@@ -69,6 +74,8 @@ class SalesforceConnector:
         self._specs = {spec.name: spec for spec in owned_fields}
         self._enum_options = {k: list(v) for k, v in (enum_options or {}).items()}
         self.fields = FieldManager(self.client, config, self.crm_field_name, self._options)
+        self.assign_to = assign_to
+        """Username :meth:`ensure_fields` assigns the permission set to (``clm fields ensure --assign-to``)."""
         self.writer = Writer(self.client, self.reader, self._specs,
                              {name: self.crm_field_name(name) for name in self._specs}, config.objects,
                              config.permission_set, lock_backoff=lock_backoff)
@@ -90,28 +97,72 @@ class SalesforceConnector:
         """Pages of contacts/leads, then deals; all when ``cursor`` is None, else what changed since.
 
         The cursor holds one entry per object (``Contact``, ``Lead``, ``Opportunity``,
-        ``OpportunityContactRole``); an object missing from it is pulled in full.
+        ``OpportunityContactRole``, and ``Account`` when contact properties read Account fields); an object
+        missing from it is pulled in full. Contacts of an Account changed since its cursor come again, with the
+        Account's current values.
         """
         cursor = dict(cursor or {})
         self.client.read_limits()
         objects = [*self.config.objects, DEAL_KEY, ROLE_KEY]
-        schemas = {name: self.fields.describe(name) for name in objects}
-        parents: dict[str, ObjectSchema] = {}
+        # Parent objects are guessed from the relationship names (``Account.Industry`` -> Account), so their
+        # describes ride in the same composite call; a wrong guess only costs a describe of its own later.
+        guessed = [name for name in dict.fromkeys(p.partition(".")[0] for p in [*self._contact_props,
+                                                                                 *self._deal_props] if "." in p)
+                   if name not in objects]
+        bodies = self.reader.prefetch([*objects, *guessed],
+                                      count_windows(self.config.objects, guessed, cursor, self.config.lookback_seconds))
+        schemas = {name: ObjectSchema.from_describe(bodies[name]) if name in bodies else self.fields.describe(name)
+                   for name in objects}
+        parents: dict[str, ObjectSchema] = {str(bodies[name].get("name")): ObjectSchema.from_describe(bodies[name])
+                                            for name in guessed if name in bodies}
         for sobject in objects:
             props = self._deal_props if sobject == DEAL_KEY else self._contact_props
             schemas[sobject] = self._with_parents(schemas[sobject], props, parents)
-        plan = PullPlan(schemas, self.config.objects, self._contact_props,
-                        [self.crm_field_name(n) for n in self._specs], self._deal_props)
-        puller = Puller(self.reader, plan, self.config.bulk_threshold, self.config.page_size)
+        links: dict[str, Sequence[tuple[str, str]]] = {
+            sobject: self._parent_links(schemas[sobject]) for sobject in self.config.objects}
+        plan = PullPlan({**parents, **schemas}, self.config.objects, self._contact_props,
+                        [self.crm_field_name(n) for n in self._specs], self._deal_props, links)
+        puller = Puller(self.reader, plan, self.config.bulk_threshold, self.config.page_size,
+                        lookback=self.config.lookback_seconds, clock=self.clock, log_since=cursor.get(LOG_KEY))
         self.last_pull = puller
         reported = 0
-        pages = (page for source in [*(puller.people(o, cursor.get(o)) for o in self.config.objects),
-                                     puller.deals(cursor)] for page in source)
+        pages = (page for source in [*(puller.people_with_parents(o, cursor) for o in self.config.objects),
+                                     puller.deals(cursor), self._reconcile(puller, cursor)] for page in source)
         for page in pages:
             # Field problems (a configured property that does not exist) ride on the next page out.
             page.problems = [*puller.problems[reported:], *page.problems]
             reported = len(puller.problems)
             yield page
+
+    def _reconcile(self, puller: Puller, cursor: Mapping[str, str]) -> Iterator[Page]:
+        """The end of a pull: the reconciling sweep when it is due, and how far the delete log was read (a full
+        pull is a reconciliation of its own: the mirror drops what it did not return)."""
+        started = puller.started.isoformat()
+        if DEAL_KEY not in cursor or any(o not in cursor for o in self.config.objects):
+            yield Page(cursor={LOG_KEY: started, RECONCILED_KEY: started})
+            return
+        every = timedelta(days=self.config.reconcile_days) if self.config.reconcile_days else None
+        if puller.sweep_due(cursor, every):
+            yield from puller.sweep()
+        yield Page(cursor={LOG_KEY: started})
+
+    def _parent_links(self, schema: ObjectSchema) -> list[tuple[str, str]]:
+        """The parent objects (and lookup fields) the configured contact properties read through, e.g.
+        ``[("Account", "AccountId")]`` for ``Account.Industry``: each is pulled for changes of its own.
+
+        With person accounts (the Contact describes ``IsPersonAccount``) Account is one of them whatever the
+        properties: a person is edited through its Account, which stamps the Account, not the Contact (see
+        :mod:`connectors.sandbox.salesforce.org_shapes`).
+        """
+        links: dict[str, str] = {}
+        for name in self._contact_props:
+            relation_name, dot, leaf = name.partition(".")
+            key = relation_name.lower()
+            if dot and "." not in leaf and key in schema.relations and key in schema.lookups:
+                links.setdefault(schema.relations[key][1], schema.lookups[key])
+        if schema.name == "Contact" and schema.canonical("IsPersonAccount") and "account" in schema.lookups:
+            links.setdefault("Account", schema.lookups["account"])
+        return list(links.items())
 
     def _with_parents(self, schema: ObjectSchema, props: Sequence[str], parents: dict[str, ObjectSchema]
                       ) -> ObjectSchema:
@@ -135,14 +186,28 @@ class SalesforceConnector:
 
     def ensure_fields(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
         """Create our missing ``CLM_*__c`` fields on each configured object, add missing picklist values, and
-        grant read/edit on them through the configured permission set (created and assigned when missing).
+        grant read/edit on them through the configured permission set (created when missing, assigned to
+        ``assign_to`` or else to the logged-in user). An admin step (``clm fields ensure``): syncs only read
+        :meth:`field_access`.
 
         One status per field and object; existing fields of another type are reported as conflicts.
         """
+        self._know(specs)
+        return self.fields.ensure(specs, self.assign_to)
+
+    def field_access(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
+        """Which of our fields the logged-in user may write on each object, from describe; changes nothing.
+
+        One status per field and object: ``exists`` (writable), ``failed`` naming the missing step (create the
+        field as an admin, or grant Read/Edit to this user), or ``conflict``.
+        """
+        self._know(specs)
+        return self.fields.access(specs)
+
+    def _know(self, specs: Sequence[FieldSpec]) -> None:
         for spec in specs:
             self._specs.setdefault(spec.name, spec)
             self.writer.crm_names.setdefault(spec.name, self.crm_field_name(spec.name))
-        return self.fields.ensure(specs)
 
     # --- write --------------------------------------------------------------------------------------------
 
@@ -205,6 +270,7 @@ class SalesforceConnector:
         try:
             checks.extend(self.fields.checks(specs))
         except (AuthError, ConnectorError) as exc:
-            checks.append(CheckResult("our fields readable through the Tooling API", False, exc.message,
-                                      "the integration user needs 'View Setup and Configuration' to list fields"))
+            checks.append(CheckResult("our fields on the configured objects", False, exc.message,
+                                      "give the integration user Read on each of salesforce.objects (describe "
+                                      "must work)"))
         return checks

@@ -8,6 +8,15 @@ associate a FieldPermissions record with a PermissionSet that's assigned to a us
 https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_fieldpermissions.htm).
 Existence is therefore checked with the Tooling ``CustomField`` table, which sees hidden fields too.
 
+Creating fields and granting access are setup work for an admin, done once with ``clm fields ensure``
+(:meth:`FieldManager.ensure`): an integration user normally has none of the rights it needs ("Customize
+Application", "Manage Profiles and Permission Sets", "Assign Permission Sets"), and without "View Setup and
+Configuration" even the Tooling query is refused. A sync only asks describe what the logged-in user may write
+(:meth:`FieldManager.access`): describe's ``updateable`` "Indicates whether the field can be edited by the current
+user" (DescribeSObjectResult Field,
+https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_describesobjects_describesobjectresult.htm),
+so granted fields are written whatever the grant path, and each of the others is named with the missing step.
+
 Existing fields are never changed except to add missing picklist values; a field of another type is reported
 as a conflict and left alone.
 """
@@ -44,9 +53,13 @@ METADATA_TYPES = {"Number": "double", "Currency": "currency", "Percent": "percen
 #: sObject Collections take at most 200 records per call.
 COLLECTION_LIMIT = 200
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-PERMISSION_HINT = ("the integration user needs 'Customize Application' (to create fields) and 'Manage Profiles and "
-                   "Permission Sets' (to grant access); or ask an admin to create the field and grant read/edit on "
-                   "it to permission set {ps}")
+PERMISSION_HINT = ("run `clm fields ensure --assign-to <integration username>` with an admin's credentials: creating "
+                   "fields needs 'Customize Application', granting them 'Manage Profiles and Permission Sets' and "
+                   "'Assign Permission Sets'; or ask an admin to create the field and grant read/edit on it through "
+                   "permission set {ps} assigned to the integration user")
+ADMIN_HINT = ("`clm fields ensure` is an admin step: run it with the credentials of a user with 'View Setup and "
+              "Configuration', 'Customize Application', 'Manage Profiles and Permission Sets' and 'Assign Permission "
+              "Sets', naming the integration user with --assign-to")
 
 
 def metadata(spec: FieldSpec, options: Sequence[str]) -> dict[str, Any]:
@@ -87,13 +100,20 @@ class _Existing:
 
 @dataclass
 class FieldsReport:
-    """Our fields on one object: missing, hidden (no read access), read-only, conflicting."""
+    """Our fields on one object as the logged-in user meets them.
+
+    ``unknown``: absent from describe while the Tooling API, which alone tells a missing field from a hidden one,
+    was refused (``tooling_refused`` says how). ``conflicts`` maps a field to its type.
+    """
 
     sobject: str
+    writable: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
     read_only: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
+    conflicts: dict[str, str] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+    tooling_refused: str = ""
 
 
 class FieldManager:
@@ -119,15 +139,20 @@ class FieldManager:
                                                                         timeout=self.client.timeout))
         return list(body.get("records") or []) if isinstance(body, Mapping) else []
 
-    def _existing(self, sobject: str, names: Sequence[str], schema: ObjectSchema) -> dict[str, _Existing]:
-        developer = ", ".join(f"'{n[:-3] if n.endswith('__c') else n}'" for n in names)
+    def _custom_field_ids(self, sobject: str, names: Sequence[str]) -> dict[str, str]:
+        """Tooling ``CustomField`` Ids of the named fields that exist, hidden or not, by lower-case API name."""
+        developer = ", ".join(f"'{_developer(n)}'" for n in names)
         rows = self._tooling(f"list custom fields of {sobject}",
                              f"SELECT Id, DeveloperName FROM CustomField WHERE TableEnumOrId = '{sobject}' "
                              f"AND DeveloperName IN ({developer})")
         by_developer = {str(r["DeveloperName"]).lower(): str(r["Id"]) for r in rows}
+        return {n.lower(): by_developer[_developer(n).lower()] for n in names if _developer(n).lower() in by_developer}
+
+    def _existing(self, sobject: str, names: Sequence[str], schema: ObjectSchema) -> dict[str, _Existing]:
+        ids = self._custom_field_ids(sobject, names)
         out = {}
         for name in names:
-            tooling_id = by_developer.get((name[:-3] if name.endswith("__c") else name).lower())
+            tooling_id = ids.get(name.lower())
             if tooling_id is None:
                 continue
             canonical = schema.canonical(name)
@@ -150,47 +175,118 @@ class FieldManager:
         return METADATA_TYPES.get(kind, kind)
 
     def inspect(self, specs: Sequence[FieldSpec]) -> list[FieldsReport]:
-        """Where our fields stand on each configured object (for ``clm check``)."""
+        """Where our fields stand on each configured object for the logged-in user (sync and ``clm check``).
+
+        Describe decides what is writable; the Tooling API is asked only about fields describe does not show,
+        and a refusal there (no "View Setup and Configuration") leaves them ``unknown`` instead of failing.
+        """
         reports = []
         for sobject in self.config.objects:
             schema = self.describe(sobject)
             names = [self.crm_name(s.name) for s in specs]
-            existing = self._existing(sobject, names, schema)
             report = FieldsReport(sobject)
+            absent = [n for n in names if schema.canonical(n) is None]
+            ids: dict[str, str] = {}
+            if absent:
+                try:
+                    ids = self._custom_field_ids(sobject, absent)
+                except (SalesforceApiError, AuthError) as exc:
+                    report.tooling_refused = _reason(exc)
             for spec, name in zip(specs, names, strict=True):
-                found = existing.get(name)
-                if found is None:
+                canonical = schema.canonical(name)
+                if canonical is not None:
+                    kind = schema.kinds[canonical]
+                elif report.tooling_refused:
+                    report.unknown.append(name)
+                    continue
+                elif name.lower() not in ids:
                     report.missing.append(name)
                     continue
-                # A hidden field's type is only known to the Tooling API; one of another type is a conflict that
-                # granting access would not fix, so it must not be reported as merely hidden.
-                kind = found.kind if found.visible else self._tooling_kind(found.tooling_id)
+                else:
+                    # A hidden field's type is only known to the Tooling API; one of another type is a conflict that
+                    # granting access would not fix, so it must not be reported as merely hidden.
+                    kind = self._tooling_kind(ids[name.lower()])
                 if kind not in ACCEPTED[spec.type]:
-                    report.conflicts.append(f"{name} ({kind})")
-                elif not found.visible:
+                    report.conflicts[name] = kind
+                elif canonical is None:
                     report.hidden.append(name)
-                elif not found.editable:
+                elif canonical in schema.updateable:
+                    report.writable.append(name)
+                else:
                     report.read_only.append(name)
             reports.append(report)
         return reports
 
+    def access(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
+        """What the logged-in user may write, one status per field and object, changing nothing in the org.
+
+        ``exists`` when describe says the field is ``updateable`` for this user; ``failed`` with the missing step
+        otherwise (create it: ``clm fields ensure`` as an admin; or grant Read/Edit to this user); ``conflict``
+        for a field of another type. Needs no setup rights: a refused Tooling query is reported, not raised.
+        """
+        who = self.who()
+        ps_name = self.config.permission_set
+        out = []
+        for report in self.inspect(specs):
+            sobject = report.sobject
+            for spec in specs:
+                name = self.crm_name(spec.name)
+                qualified = f"{sobject}.{name}"
+                grant = (f"via a permission set assigned to {who} (`clm fields ensure --assign-to <its username>`, "
+                         f"run as an admin, grants it through {ps_name})")
+                if name in report.writable:
+                    out.append(FieldStatus(spec.name, qualified, "exists", f"writable by {who}"))
+                elif name in report.conflicts:
+                    out.append(FieldStatus(spec.name, qualified, "conflict",
+                                           f"exists as type '{report.conflicts[name]}', we need one of "
+                                           f"{sorted(ACCEPTED[spec.type])}; rename or delete it, or set "
+                                           f"salesforce.field_prefix"))
+                elif name in report.read_only:
+                    out.append(FieldStatus(spec.name, qualified, "failed",
+                                           f"read-only for {who}: grant Edit on {name} on {sobject} {grant}"))
+                elif name in report.hidden:
+                    out.append(FieldStatus(spec.name, qualified, "failed",
+                                           f"exists, but {who} may not read it: grant Read and Edit on {name} on "
+                                           f"{sobject} {grant}"))
+                elif name in report.missing:
+                    out.append(FieldStatus(spec.name, qualified, "failed",
+                                           f"does not exist on {sobject}: run `clm fields ensure` as an admin"))
+                else:
+                    out.append(FieldStatus(spec.name, qualified, "failed",
+                                           f"not visible to {who}: either it does not exist (run `clm fields "
+                                           f"ensure` as an admin) or {who} may not read it (grant Read and Edit on "
+                                           f"{name} on {sobject} {grant}); the Tooling API, which tells which, was "
+                                           f"refused ({report.tooling_refused}): it needs 'View Setup and "
+                                           f"Configuration'"))
+        return out
+
     # --- ensuring --------------------------------------------------------------------------------------
 
-    def ensure(self, specs: Sequence[FieldSpec]) -> list[FieldStatus]:
-        """Create missing fields, add missing picklist values, grant read/edit; report per field and object."""
+    def ensure(self, specs: Sequence[FieldSpec], assign_to: str | None = None) -> list[FieldStatus]:
+        """Create missing fields, add missing picklist values, grant read/edit; report per field and object.
+
+        An admin step: read/edit are granted through the configured permission set, assigned to the user named
+        ``assign_to`` (the integration user's username), or to the logged-in user when it is not given.
+        """
         out: list[FieldStatus] = []
         grant: list[tuple[int, str, str]] = []  # (index in out, object, field API name)
         for sobject in self.config.objects:
             schema = self.describe(sobject)
             names = [self.crm_name(s.name) for s in specs]
-            existing = self._existing(sobject, names, schema)
+            try:
+                existing = self._existing(sobject, names, schema)
+            except (SalesforceApiError, AuthError) as exc:
+                out.extend(FieldStatus(spec.name, f"{sobject}.{name}", "failed",
+                                       f"could not list the fields of {sobject} ({_reason(exc)}); {ADMIN_HINT}")
+                           for spec, name in zip(specs, names, strict=True))
+                continue
             for spec, name in zip(specs, names, strict=True):
                 status = self._ensure_one(sobject, spec, name, existing.get(name))
                 if status.action not in ("conflict", "failed"):
                     grant.append((len(out), sobject, name))
                 out.append(status)
         if grant:
-            self._grant(out, grant)
+            self._grant(out, grant, assign_to)
         return out
 
     def _ensure_one(self, sobject: str, spec: FieldSpec, name: str, found: _Existing | None) -> FieldStatus:
@@ -249,12 +345,12 @@ class FieldManager:
 
     # --- field-level security --------------------------------------------------------------------------
 
-    def _grant(self, out: list[FieldStatus], wanted: Sequence[tuple[int, str, str]]) -> None:
+    def _grant(self, out: list[FieldStatus], wanted: Sequence[tuple[int, str, str]], assign_to: str | None) -> None:
         ps_name = self.config.permission_set
         try:
             ps_id = self.permission_set(create=True)
             assert ps_id is not None
-            self._assign(ps_id)
+            self._assign(ps_id, assign_to)
             rows = self.client.call("read field permissions", lambda sf: sf.query_all(
                 f"SELECT Id, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions WHERE ParentId = "
                 f"'{ps_id}'", timeout=self.client.timeout))["records"]
@@ -327,8 +423,25 @@ class FieldManager:
         me = self.client.call("who am I", lambda sf: sf.restful("chatter/users/me", timeout=self.client.timeout))
         return str((me or {})["id"])
 
-    def _assign(self, ps_id: str) -> None:
-        user = self.user_id()
+    def who(self) -> str:
+        """The logged-in user as messages name it: by Id (usernames look like e-mail addresses, kept out of logs)."""
+        try:
+            return f"the integration user ({self.user_id()})"
+        except (AuthError, ConnectorError):
+            return "the integration user"
+
+    def _user_named(self, username: str) -> str:
+        escaped = username.replace("\\", "\\\\").replace("'", "\\'")
+        rows = self.client.call("find the user to grant access to", lambda sf: sf.query(
+            f"SELECT Id FROM User WHERE Username = '{escaped}' AND IsActive = true",
+            timeout=self.client.timeout))["records"]
+        if not rows:
+            raise ConnectorError("no active Salesforce user has the username given to --assign-to",
+                                 hint="give the integration user's username exactly as in Setup > Users")
+        return str(rows[0]["Id"])
+
+    def _assign(self, ps_id: str, assign_to: str | None) -> None:
+        user = self.user_id() if assign_to is None else self._user_named(assign_to)
         rows = self.client.call("find permission set assignment", lambda sf: sf.query(
             f"SELECT Id FROM PermissionSetAssignment WHERE PermissionSetId IN ({soql_ids([ps_id])}) "
             f"AND AssigneeId IN ({soql_ids([user])})", timeout=self.client.timeout))["records"]
@@ -340,26 +453,47 @@ class FieldManager:
     def checks(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
         """One ``clm check`` line per object: our fields present, visible and writable."""
         out = []
-        for report in self.inspect(specs):
+        reports = self.inspect(specs)
+        who = self.who() if any(r.read_only or r.unknown for r in reports) else ""
+        for report in reports:
             problems = []
             if report.missing:
                 problems.append(f"missing: {', '.join(report.missing)}")
+            if report.unknown:
+                problems.append(f"missing or hidden by field-level security: {', '.join(report.unknown)}")
             if report.hidden:
                 problems.append(f"hidden by field-level security: {', '.join(report.hidden)}")
             if report.read_only:
-                problems.append(f"read-only for the integration user: {', '.join(report.read_only)}")
+                problems.append(f"read-only for {who}: {', '.join(report.read_only)}")
             if report.conflicts:
-                problems.append(f"of another type: {', '.join(report.conflicts)}")
+                problems.append(f"of another type: {', '.join(f'{n} ({k})' for n, k in report.conflicts.items())}")
             fix = ""
-            if report.missing or report.hidden or report.read_only:
-                fix = (f"run `clm fields ensure` (or `clm sync`), which creates them and grants read/edit through "
-                       f"permission set {self.config.permission_set} assigned to the integration user")
+            if report.missing or report.unknown or report.hidden or report.read_only:
+                fix = (f"an admin runs `clm fields ensure --assign-to <integration username>` with admin credentials: "
+                       f"it creates the fields and grants read/edit through permission set "
+                       f"{self.config.permission_set} assigned to that user")
+            if report.unknown:
+                fix += (f"; to tell missing from hidden, give {who} 'View Setup and Configuration' (the Tooling API "
+                        f"answered {report.tooling_refused})")
             if report.conflicts:
                 fix = (fix + "; " if fix else "") + "rename or delete the conflicting fields, or set " \
                                                     "salesforce.field_prefix"
             out.append(CheckResult(f"our fields on {report.sobject} exist and are visible", not problems,
                                    "; ".join(problems) or f"{len(specs)} present, readable and writable", fix))
         return out
+
+
+def _developer(name: str) -> str:
+    """A custom field's ``DeveloperName``: its API name without ``__c``."""
+    return name[:-3] if name.endswith("__c") else name
+
+
+def _reason(exc: SalesforceApiError | AuthError) -> str:
+    """A refusal in one line: SOQL errors repeat the query with a caret under the fault, the last line says why."""
+    if not isinstance(exc, SalesforceApiError):
+        return exc.message
+    lines = [line.strip() for line in exc.detail.splitlines() if line.strip()]
+    return f"{exc.code}: {lines[-1][:200] if lines else ''}".rstrip(": ")
 
 
 def _failure(exc: SalesforceApiError | AuthError, permission_set: str) -> str:

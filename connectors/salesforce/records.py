@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.errors import ConnectorError, DataError
@@ -37,6 +37,8 @@ class ObjectSchema:
     picklists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     relations: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     """Lookup relationships by lower-case name: ``account`` -> (``Account``, the object it points to)."""
+    lookups: Mapping[str, str] = field(default_factory=dict)
+    """The reference field behind each relationship, by lower-case name: ``account`` -> ``AccountId``."""
     _lower: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -53,6 +55,8 @@ class ObjectSchema:
                        for f in fields if f.get("type") == "picklist"},
             relations={str(f["relationshipName"]).lower(): (str(f["relationshipName"]), str(f["referenceTo"][0]))
                        for f in fields if f.get("relationshipName") and f.get("referenceTo")},
+            lookups={str(f["relationshipName"]).lower(): str(f["name"])
+                     for f in fields if f.get("relationshipName") and f.get("referenceTo")},
             _lower={name.lower(): name for name in kinds},
         )
 
@@ -172,73 +176,110 @@ def soql_datetime(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Record versions a cursor remembers at most (the newest): past that, the oldest of a lookback window are read
+#: again next time, which costs rows but never loses one (the mirror stores an unchanged record once).
+MAX_REMEMBERED = 20_000
+
+
 class HighWater:
     """The incremental cursor of one object: the latest ``SystemModstamp`` second seen, and which versions of
-    which records were delivered within it (Id and millisecond).
+    which records were delivered from ``lookback`` before it up to it (Id and millisecond).
 
     Why not ``(SystemModstamp, Id)`` keyset pairs: SOQL ignores milliseconds when it compares dateTime values
     (salesforce.stackexchange.com/q/234824, "The system currently ignores the milliseconds for the purposes of
     considering two values equal"), so within one second neither ``=`` nor the order of Ids can be trusted to
-    match ours. The next window asks ``SystemModstamp >= <that second>`` and drops only the exact versions
-    already delivered in it; a record changed again within the same second has another millisecond and comes
-    again. Nothing is skipped, nothing is repeated, whatever the sub-second semantics of the server.
-    Cursor text: ``2024-01-31T12:00:05Z|<id>.<ms>,<id>.<ms>,...``.
+    match ours. Why a lookback: ``SystemModstamp`` is set when a save runs, and its transaction may commit later,
+    after records stamped later were read (Airbyte's source-salesforce lost such records below its stored state,
+    github.com/airbytehq/airbyte/issues/27146; Singer's tap-salesforce re-reads a ``lookback_window``,
+    github.com/singer-io/tap-salesforce/pull/135). So the next window asks ``SystemModstamp >= <that second> -
+    lookback`` and drops only the exact versions already delivered in it: a late commit, or a record changed
+    again within the same second (another millisecond), comes; what was delivered does not come again.
+    Cursor text: ``2024-01-31T12:00:05Z|<id>.<ms>,<id>.<ms>,...``, each ``ms`` counted from that second (negative
+    for versions in the lookback before it).
     """
 
-    def __init__(self, cursor: str | None) -> None:
+    def __init__(self, cursor: str | None, lookback: float = 0.0) -> None:
+        self.lookback_ms = int(lookback * 1000)
         self.start_second: datetime | None = None
-        self.start_ids: dict[str, int] = {}
+        self.start_seen: dict[str, int] = {}
         if cursor:
             stamp, _, seen = cursor.partition("|")
             try:
                 self.start_second = second_of(utc_datetime(stamp))
+                base = _epoch_ms(self.start_second)
                 for item in seen.split(","):
                     if item:
                         record_id, _, ms = item.partition(".")
-                        self.start_ids[record_id] = int(ms or -1)
+                        self.start_seen[record_id] = base + int(ms or -1)
             except ValueError:
                 raise ConnectorError(f"the stored Salesforce cursor '{cursor[:60]}' is unreadable",
                                      hint="run `clm sync --full` once to rebuild the mirror") from None
         self.second = self.start_second
-        self.ids: dict[str, int] = dict(self.start_ids)
+        self.seen: dict[str, int] = dict(self.start_seen)
+        """Versions delivered, by Id: epoch milliseconds of their ``SystemModstamp``."""
 
     @property
     def incremental(self) -> bool:
         """Whether there was a cursor (else this is a full pull)."""
         return self.start_second is not None
 
+    def floor(self) -> datetime | None:
+        """Where the window starts: the cursor's second minus the lookback (None for a full pull)."""
+        if self.second is None:
+            return None
+        return datetime.fromtimestamp((_epoch_ms(self.second) - self.lookback_ms) // 1000, UTC)
+
     def where(self, field_name: str = "SystemModstamp") -> str:
         """The SOQL condition of the window after the cursor ('' for a full pull)."""
-        if self.second is None:
-            return ""
-        return f"{field_name} >= {soql_datetime(self.second)}"
+        floor = self.floor()
+        return "" if floor is None else f"{field_name} >= {soql_datetime(floor)}"
 
     def fresh(self, moment: datetime, record_id: str, *, ordered: bool) -> bool:
         """Whether a row is new to this pull; records it.
 
         ``ordered`` rows arrive in ``SystemModstamp`` order (REST pages of one query, possibly restarted from
-        this cursor): a version seen in the current second is a repeat. Unordered rows (a Bulk job's result)
-        are unique within the job: only the starting cursor's versions repeat.
+        this cursor): a version delivered already in this pull or before is a repeat. Unordered rows (a Bulk
+        job's result) are unique within the job: only the starting cursor's versions repeat.
         """
-        second = second_of(moment)
-        ms = moment.microsecond // 1000
-        if ordered:
-            repeat = second == self.second and self.ids.get(record_id) == ms
-        else:
-            repeat = second == self.start_second and self.start_ids.get(record_id) == ms
-        if repeat:
+        stamp = _epoch_ms(moment)
+        known = self.seen if ordered else self.start_seen
+        if known.get(record_id) == stamp:
             return False
+        second = second_of(moment)
         if self.second is None or second > self.second:
-            self.second, self.ids = second, {record_id: ms}
-        elif second == self.second:
-            self.ids[record_id] = ms
+            self.second = second
+        self.seen[record_id] = stamp
+        return True
+
+    def remember(self, moment: datetime, record_id: str) -> bool:
+        """Whether a version known from elsewhere (a deletion in the delete log, dated by its ``SystemModstamp``)
+        is new to this cursor; records it without moving the window, which only rows read move."""
+        stamp = _epoch_ms(moment)
+        if self.seen.get(record_id) == stamp:
+            return False
+        self.seen[record_id] = stamp
         return True
 
     def value(self) -> str | None:
-        """The cursor text to store (None before any row)."""
+        """The cursor text to store (None before any row); forgets versions older than the window."""
         if self.second is None:
             return None
-        return f"{soql_datetime(self.second)}|{','.join(f'{i}.{ms:03d}' for i, ms in sorted(self.ids.items()))}"
+        base = _epoch_ms(self.second)
+        floor = self.floor()
+        assert floor is not None
+        start = _epoch_ms(floor)
+        kept = {i: t for i, t in self.seen.items() if t >= start}
+        if len(kept) > MAX_REMEMBERED:
+            kept = dict(sorted(kept.items(), key=lambda item: item[1])[-MAX_REMEMBERED:])
+        self.seen = kept
+        return f"{soql_datetime(self.second)}|{','.join(f'{i}.{t - base:03d}' for i, t in sorted(kept.items()))}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def soql_ids(ids: Iterable[str]) -> str:

@@ -5,11 +5,22 @@ SaveResult per record in input order
 (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_sobjects_collections_update.htm).
 Each is mapped to a :class:`connectors.base.WriteResult`:
 
-- ``UNABLE_TO_LOCK_ROW``: only those records are sent again, up to :data:`LOCK_RETRIES` times, the transport
-  backing off in between; still locked: ``transient=True`` (the next run retries them);
-- ``ENTITY_IS_DELETED`` / ``INVALID_CROSS_REFERENCE_KEY``: ``gone=True`` (deleted or merged away);
+- ``UNABLE_TO_LOCK_ROW``, and ``CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`` whose message carries the
+  ``UNABLE_TO_LOCK_ROW`` of a trigger's own DML (a rollup trigger locking the parent Account: the shape quoted in
+  SFDO-Community/declarative-lookup-rollup-summaries#1241): only those records are sent again, up to
+  :data:`LOCK_RETRIES` times, the transport backing off in between; still locked: ``transient=True`` (the next
+  run retries them);
+- ``ENTITY_IS_DELETED`` / ``INVALID_CROSS_REFERENCE_KEY`` / ``CANNOT_UPDATE_CONVERTED_LEAD``: ``gone=True``
+  (deleted, merged away, or a lead converted into a contact since the pull: the person lives on as the contact);
 - ``FIELD_CUSTOM_VALIDATION_EXCEPTION``: rejected, not transient, with the rule's message and field;
+- ``DUPLICATES_DETECTED``: every write carries ``Sforce-Duplicate-Rule-Header: allowSave=true`` (we change
+  only our own fields and never create a duplicate; the header's fields default to false, REST API "Duplicate
+  Rule Header"), so only a rule whose action is *Block* refuses, and that record is rejected with what to do;
 - ``INVALID_FIELD_FOR_INSERT_UPDATE``: rejected, with a hint to grant edit access on the field.
+
+Writes are *at least once*: when a request times out or the connection drops after Salesforce applied it, the
+transport sends it again and Salesforce applies the same values a second time. Every write sets absolute values
+of our own fields, so a repeat leaves the record as one write would (its ``SystemModstamp`` moves once more).
 
 Some errors refuse the *whole* request (400 ``JSON_PARSER_ERROR``, ``INVALID_FIELD`` "No such column"): the
 records carrying the field the error names are set aside as rejected and the others sent again; when nothing
@@ -49,7 +60,9 @@ KEY_PREFIXES = {"003": "Contact", "00Q": "Lead"}
 LOCK_RETRIES = 2
 #: Records per Bulk ingest job (far below the 150 MB upload limit at our ~200 bytes a row).
 BULK_JOB_ROWS = 100_000
-GONE_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"})
+GONE_CODES = frozenset({"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "CANNOT_UPDATE_CONVERTED_LEAD"})
+#: Sent with every write (see the module docstring).
+DUPLICATE_HEADER = {"Sforce-Duplicate-Rule-Header": "allowSave=true"}
 _HEAD = '{"allOrNone":false,"records":['
 _COLUMN = re.compile(r"column:\s*(\d+)")
 _TOKEN = re.compile(r"from (VALUE_[A-Z_]+|START_[A-Z_]+)")
@@ -108,13 +121,20 @@ def record_result(record_id: str, errors: Sequence[Mapping[str, Any]], permissio
     fields = [str(f) for f in first.get("fields") or [] if f]
     field = fields[0] if fields else None
     reason = f"{code}: {message}"
+    locked = code == "UNABLE_TO_LOCK_ROW" or (
+        code == "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" and "UNABLE_TO_LOCK_ROW" in message)
     if code == "FIELD_CUSTOM_VALIDATION_EXCEPTION":
         reason = f"{code}: a validation rule refused the record: {message}"
+    elif code == "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY" and not locked:
+        reason = f"{code}: a trigger or flow in the org refused the update: {message}"
+    elif code == "DUPLICATES_DETECTED":
+        reason = (f"{code}: a duplicate rule that blocks edits matches this record with another ({message}); merge "
+                  "the duplicates, or let the rule allow edits with an alert")
     elif code == "INVALID_FIELD_FOR_INSERT_UPDATE":
         reason += (f" — the integration user cannot edit {field or 'the field'}: grant edit access (field-level "
                    f"security) through permission set {permission_set}, e.g. with `clm fields ensure`")
     return WriteResult(record_id, ok=False, reason=reason[:500], field=field,
-                       transient=code == "UNABLE_TO_LOCK_ROW", gone=code in GONE_CODES)
+                       transient=locked, gone=code in GONE_CODES)
 
 
 def parse_bulk_error(text: str) -> dict[str, Any]:
@@ -303,7 +323,8 @@ class Writer:
             if not pending:
                 return
             text, _ = collection_body(pending)
-            answer = sf.restful("composite/sobjects", method="PATCH", data=text, timeout=self.client.timeout)
+            answer = sf.restful("composite/sobjects", method="PATCH", data=text, timeout=self.client.timeout,
+                                headers=DUPLICATE_HEADER)
             answers = answer if isinstance(answer, list) else []
             locked = []
             for position, record in enumerate(pending):
@@ -325,8 +346,8 @@ class Writer:
             for record in locked:
                 results[record.index] = WriteResult(
                     record.record_id, ok=False, transient=True,
-                    reason=f"UNABLE_TO_LOCK_ROW: still locked after {LOCK_RETRIES} retries (another process is "
-                           "updating it); the next run retries it")
+                    reason=f"UNABLE_TO_LOCK_ROW: still locked after {LOCK_RETRIES} retries (another process or a "
+                           "trigger is updating it or a related record); the next run retries it")
             pending = []
 
         try:
@@ -356,9 +377,10 @@ class Writer:
         for sobject, group in by_object.items():
             for start in range(0, len(group), BULK_JOB_ROWS):
                 self._ingest(sobject, group[start:start + BULK_JOB_ROWS], results)
-        # Rows locked during the job were not written: send them once more through sObject Collections.
+        # Rows locked, held by a duplicate alert or left unprocessed by a failed job were not written: send them
+        # once more through sObject Collections — unless the run's time budget is spent (they wait for the next).
         locked = [r.index for r in records if results[r.index].transient]
-        if locked:
+        if locked and self.client.transport.time_left() != 0:
             retry_updates = [updates[i] for i in locked]
             for start in range(0, len(locked), batch_size):
                 part = retry_updates[start:start + batch_size]
@@ -382,9 +404,25 @@ class Writer:
         self.client.call("upload Bulk job data", lambda sf: bulk_client(sf, sobject).upload_job_data(
             job_id, buffer.getvalue()))
         self.client.call("close Bulk job", lambda sf: bulk_client(sf, sobject).close_job(job_id))
+        try:
+            self._settle_job(sobject, job_id, records, columns, results)
+        finally:
+            bulk.delete_job(sobject, job_id, is_query=False)
+
+    def _settle_job(self, sobject: str, job_id: str, records: list[_Record], columns: list[str],
+                    results: dict[int, WriteResult]) -> None:
+        """Wait for an ingest job and turn its result sets into results.
+
+        A ``Failed`` job (a batch that failed 20 times) or an ``Aborted`` one (our deadline) has still written
+        the rows it processed — Salesforce does not roll them back — so its results are read like a complete
+        job's and only the rows it did not process are transient.
+        """
+        bulk = self.reader
         info = bulk.wait(sobject, job_id, is_query=False)
-        if info.get("state") != "JobComplete":
-            message = str(info.get("errorMessage") or info.get("state"))
+        state = str(info.get("state"))
+        stopped = ""
+        if state != "JobComplete":
+            message = str(info.get("errorMessage") or state)
             missing = _BULK_FIELD.search(message)
             field = missing.group(1) if missing else None
             if field and field in columns:
@@ -401,10 +439,7 @@ class Writer:
                 if rest:
                     self._ingest(sobject, rest, results)
                 return
-            for record in records:
-                results[record.index] = WriteResult(record.record_id, ok=False, transient=True,
-                                                    reason=f"Bulk job {job_id} {info.get('state')}: {message}"[:500])
-            return
+            stopped = f"Bulk job {job_id} ended {state} before processing it ({message}); it is sent again"
         by_id: dict[str, list[_Record]] = {}
         for record in records:
             by_id.setdefault(record.record_id, []).append(record)
@@ -426,11 +461,18 @@ class Writer:
                 if kind == "successfulResults":
                     results[record.index] = WriteResult(record.record_id, ok=True)
                 elif kind == "failedResults" and error_at is not None:
-                    results[record.index] = record_result(record.record_id, [parse_bulk_error(cells[error_at])],
-                                                          self.permission_set)
+                    error = parse_bulk_error(cells[error_at])
+                    if error["statusCode"] == "DUPLICATES_DETECTED":
+                        # Bulk requests cannot carry the duplicate-rule header: resend it through sObject
+                        # Collections with allowSave (refused again only by a blocking rule).
+                        results[record.index] = WriteResult(record.record_id, ok=False, transient=True,
+                                                            reason=f"DUPLICATES_DETECTED in Bulk job {job_id}")
+                    else:
+                        results[record.index] = record_result(record.record_id, [error], self.permission_set)
                 else:
                     results[record.index] = WriteResult(record.record_id, ok=False, transient=True,
-                                                        reason=f"not processed by Bulk job {job_id}")
+                                                        reason=stopped or f"not processed by Bulk job {job_id}")
         for record in records:
-            results.setdefault(record.index, WriteResult(record.record_id, ok=False, transient=True,
-                                                         reason=f"no result for it from Bulk job {job_id}"))
+            results.setdefault(record.index, WriteResult(
+                record.record_id, ok=False, transient=True,
+                reason=stopped or f"no result for it from Bulk job {job_id}"))

@@ -4,7 +4,8 @@ Predictive CLV over a horizon H (in the summary's time unit) is
 
     CLV_i = margin * E[spend per purchase]_i * sum_k (E[Y(t_k)]_i - E[Y(t_(k-1))]_i) * (1 + d)^(-m_k / u)
 
-with E[Y(t)] the BG/NBD conditional expected purchases (Fader, Hardie & Lee 2005, eq. 10), the expected
+with E[Y(t)] the conditional expected purchases of the repeat-purchase model (BG/NBD by default, Fader,
+Hardie & Lee 2005, eq. 10; or MBG/NBD or Pareto/NBD, see :mod:`core.clv.selection`), the expected
 spend from the Gamma-Gamma model (Fader & Hardie 2013), d the annual discount rate, u time units per year
 and m_k the midpoint of step k. The horizon is cut into steps of about a month: each step's expected
 purchases are discounted at its midpoint, which is second-order accurate for the continuous-time integral
@@ -25,15 +26,16 @@ from typing import Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from core.clv.bgnbd import BgNbdFit, BgNbdParams, fit_bgnbd
+from core.clv.bgnbd import BgNbdFit, fit_bgnbd
 from core.clv.gamma_gamma import GammaGammaFit, fit_gamma_gamma
+from core.clv.selection import ModelName, PurchaseModelFit, PurchaseParams, describe_bgnbd, fit_purchase_model
 from core.clv.summary import TransactionSummary
 from core.errors import FitError
 
 FloatArray = npt.NDArray[np.float64]
 OnFitFailure = Literal["raise", "empirical"]
-BgNbdScores = tuple[BgNbdFit, FloatArray, FloatArray, FloatArray]
-FitT = TypeVar("FitT", BgNbdScores, GammaGammaFit)
+PurchaseScores = tuple[PurchaseModelFit, BgNbdFit | None, FloatArray, FloatArray, FloatArray]
+FitT = TypeVar("FitT", PurchaseScores, GammaGammaFit)
 
 DAYS_PER_YEAR = 365.25
 # Unique (x, T) rows are scored this many at a time so the (steps x rows) matrices stay small.
@@ -47,7 +49,8 @@ class ClvResult:
     ``expected_purchases`` is undiscounted over the horizon; ``clv`` is discounted and includes the margin;
     ``historical_value`` is total spend so far times the margin. Customers without any purchase
     (``is_customer`` False) get 0 everywhere and NaN for ``p_alive`` (not applicable, which the engine's
-    columns read as "unknown"). ``purchase_model``/``spend_model`` say which method produced the numbers.
+    columns read as "unknown"). ``purchase_model``/``spend_model`` say which method produced the numbers;
+    ``purchase_fit`` describes the fitted repeat-purchase model, whichever it is (``bgnbd`` only for BG/NBD).
     """
 
     expected_purchases: FloatArray
@@ -56,13 +59,14 @@ class ClvResult:
     clv: FloatArray
     historical_value: FloatArray
     is_customer: npt.NDArray[np.bool_]
-    purchase_model: Literal["bgnbd", "empirical"]
+    purchase_model: Literal["bgnbd", "mbgnbd", "pareto_nbd", "empirical"]
     spend_model: Literal["gamma_gamma", "empirical"]
     bgnbd: BgNbdFit | None
     gamma_gamma: GammaGammaFit | None
     horizon: float
     unit: str
     diagnostics: tuple[str, ...]
+    purchase_fit: PurchaseModelFit | None = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,11 @@ def fit_and_score(
     min_repeat_customers: int = 20,
     on_fit_failure: OnFitFailure = "raise",
     steps_per_year: int = 12,
+    purchase_model: ModelName = "bgnbd",
 ) -> ClvResult:
-    """Fit BG/NBD and Gamma-Gamma on the customers of ``summary`` and score each one's CLV.
+    """Fit the repeat-purchase model (``purchase_model``: "bgnbd", "mbgnbd" or "pareto_nbd", e.g. the one
+    :func:`~core.clv.selection.compare_by_holdout` chose) and Gamma-Gamma on the customers of ``summary``
+    and score each one's CLV.
 
     ``horizon`` is in the summary's unit (days or weeks); ``annual_discount_rate`` is e.g. 0.10 for 10%
     a year; ``margin`` multiplies spend into profit. The models are fitted only when at least
@@ -152,7 +159,7 @@ def fit_and_score(
         )
     purchases = _attempt(
         "purchases",
-        lambda: _bgnbd_scores(summary, customer, grid, discount),
+        lambda: _purchase_scores(summary, customer, grid, discount, purchase_model),
         blocker,
         on_fit_failure,
         diagnostics,
@@ -167,10 +174,11 @@ def fit_and_score(
     if gamma_gamma is not None and gamma_gamma.independence.warning:
         diagnostics.append(gamma_gamma.independence.warning)
 
+    purchase_fit: PurchaseModelFit | None = None
+    bgnbd: BgNbdFit | None = None
     if purchases is not None:
-        bgnbd, p_alive, expected, discounted = purchases
+        purchase_fit, bgnbd, p_alive, expected, discounted = purchases
     else:
-        bgnbd = None
         rates = empirical_rates(summary)
         p_alive = rates.p_alive
         # A constant rate while active: the grid's discounted sum is rate * P(active) * sum(step * discount).
@@ -190,25 +198,32 @@ def fit_and_score(
         clv=np.where(customer, margin * spend * discounted, zero),
         historical_value=margin * summary.total_spend,
         is_customer=customer,
-        purchase_model="bgnbd" if bgnbd is not None else "empirical",
+        purchase_model=purchase_fit.model if purchase_fit is not None else "empirical",
         spend_model="gamma_gamma" if gamma_gamma is not None else "empirical",
         bgnbd=bgnbd,
         gamma_gamma=gamma_gamma,
         horizon=float(horizon),
         unit=summary.unit,
         diagnostics=tuple(diagnostics),
+        purchase_fit=purchase_fit,
     )
 
 
-def _bgnbd_scores(
-    summary: TransactionSummary, customer: npt.NDArray[np.bool_], grid: FloatArray, discount: FloatArray
-) -> BgNbdScores:
-    """Fit BG/NBD on the customers, then P(alive), expected and discounted expected purchases for all."""
+def _purchase_scores(
+    summary: TransactionSummary,
+    customer: npt.NDArray[np.bool_],
+    grid: FloatArray,
+    discount: FloatArray,
+    model: ModelName,
+) -> PurchaseScores:
+    """Fit the purchase model on the customers, then P(alive), expected and discounted expected purchases for all."""
     x = summary.frequency.astype(np.float64)
-    fit = fit_bgnbd(x[customer], summary.recency[customer], summary.T[customer])
+    data = (x[customer], summary.recency[customer], summary.T[customer])
+    bgnbd = fit_bgnbd(*data) if model == "bgnbd" else None
+    fit = describe_bgnbd(bgnbd) if bgnbd is not None else fit_purchase_model(model, *data)
     p_alive = fit.params.p_alive(x, summary.recency, summary.T)
-    expected, discounted = _bgnbd_purchases(fit.params, x, summary.T, p_alive, grid, discount)
-    return fit, p_alive, expected, discounted
+    expected, discounted = _expected_purchases(fit.params, x, summary.T, p_alive, grid, discount)
+    return fit, bgnbd, p_alive, expected, discounted
 
 
 def _attempt(
@@ -242,8 +257,8 @@ def _discount_grid(
     return grid, discount
 
 
-def _bgnbd_purchases(
-    params: BgNbdParams, x: FloatArray, T: FloatArray, p_alive: FloatArray, grid: FloatArray, discount: FloatArray
+def _expected_purchases(
+    params: PurchaseParams, x: FloatArray, T: FloatArray, p_alive: FloatArray, grid: FloatArray, discount: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """E[Y(horizon)] and its discounted counterpart for every customer.
 

@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from cli.demo import salesforce_demo_config
 from cli.wiring import build_connector, connection_id
-from connectors.base import Connector
+from connectors.base import Connector, FieldStatus
 from connectors.salesforce import SalesforceConnector
 from connectors.sandbox.faults import FaultInjector, FaultRule
 from connectors.sandbox.generator import GeneratedData, generate
@@ -59,6 +60,13 @@ class Env:
         return build_connector(config, session=client_session(self.server), poll_interval=0.01, lock_backoff=0.01,
                                **options)
 
+    def admin_ensure(self) -> list[FieldStatus]:
+        """``clm fields ensure --assign-to <integration user>`` with the admin's session, as an admin does once."""
+        config = self.config()
+        admin = self.connector(config, session_id=self.emulator.admin_session_id, timeout=10.0,
+                               assign_to=self.emulator.store.org.username)
+        return admin.ensure_fields(output_specs(config))
+
     def runner(self, sync: dict[str, Any] | None = None, connector: dict[str, Any] | None = None,
                **salesforce: Any) -> SyncRunner:
         config = self.config(sync, **salesforce)
@@ -71,12 +79,18 @@ def start(tmp_path: Path, n: int, faults: FaultInjector | None = None, **emulato
     org = SalesforceEmulator(**emulator)
     seeded = org.seed(data.contact_records(), data.deal_records())
     server, org = start_salesforce_sandbox(tls_dir=tmp_path / "tls", emulator=org, faults=faults)
-    return Env(server, org, data, seeded, tmp_path)
+    env = Env(server, org, data, seeded, tmp_path)
+    # Syncs run as the integration user, which may not create fields: an admin set them up first.
+    statuses = env.admin_ensure()
+    assert all(s.action == "created" for s in statuses), [s for s in statuses if s.action != "created"]
+    return env
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    e = start(tmp_path, 1_500)
+    # People's edits here commit at once, so a run right after them sees them all (late commits, and the lookback
+    # that catches them, are in tests/connectors/salesforce/test_sf_consistency.py).
+    e = start(tmp_path, 1_500, late_commits=0.0)
     yield e
     e.server.stop()
     assert e.emulator.internal_errors == []
@@ -131,6 +145,96 @@ def test_first_sync_writes_what_enrich_computes_and_the_second_writes_nothing(en
     assert fields_written > 0 and env.emulator.total_writes() > before
     assert runner.run(SyncOptions(as_of=env.data.as_of)).write_calls == 0
     assert env.emulator.max_writes_per_field() <= 2, "a value is written again only when it changed"
+
+
+def test_an_accounts_industry_change_reaches_its_contacts_fit_score_within_one_run(env: Env) -> None:
+    industry_rule = {"name": "Banking", "kind": "fit", "points": 20.0,
+                     "criteria": [{"field": "Account.Industry", "op": "eq", "value": "Banking"}]}
+    config = env.config()
+    scoring = config.scoring.model_dump()
+    scoring["rules"] = [*scoring["rules"], industry_rule]
+    config = config.model_copy(update={"scoring": type(config.scoring).model_validate(scoring)})
+    runner = SyncRunner(config, env.connector(config), SQLiteState(config.sync.state_path, connection_id(config)))
+    assert runner.run(SyncOptions(as_of=env.data.as_of)).status == "ok"
+    assert runner.run(SyncOptions(as_of=env.data.as_of)).planned_records == 0  # pulls back what we wrote
+    store = env.emulator.store
+    with store.lock:
+        contacts = [r for r in store.records["Contact"].values() if r.get("AccountId") and not r.get("IsDeleted")]
+        account_id = next(r["AccountId"] for r in contacts
+                          if (store.get(r["AccountId"]) or {}).get("Industry") != "Banking")
+        members = [r["Id"] for r in contacts if r["AccountId"] == account_id]
+        fit_before = {i: (store.get(i) or {}).get("CLM_Fit_Score__c") for i in members}
+    env.emulator.edit(account_id, {"Industry": "Banking"}, commit_after=0.0)  # late commits have tests of their own
+    summary = runner.run(SyncOptions(as_of=env.data.as_of))
+    assert summary.status == "ok" and summary.pulled_contacts == len(members)
+    with store.lock:
+        fit_after = {i: (store.get(i) or {}).get("CLM_Fit_Score__c") for i in members}
+    assert all(fit_after[i] > fit_before[i] for i in members), (fit_before, fit_after)
+    assert {c.properties.get("Account.Industry") for c in runner.state.contacts() if c.id in fit_after} == {
+        "Banking"}
+    assert runner.run(SyncOptions(as_of=env.data.as_of)).planned_records == 0
+
+
+def test_a_least_privilege_sync_writes_every_granted_field_and_names_the_missing_permission(tmp_path: Path) -> None:
+    e = start(tmp_path, 300)  # an admin has run `clm fields ensure --assign-to <integration user>`
+    try:
+        store = e.emulator.store
+        user = store.org.user_id
+        # Then the admin takes Edit off CLM_Grade__c and the grant of CLM_Clv__c away altogether.
+        rows = {r["Field"]: r["Id"] for r in store.records["FieldPermissions"].values()}
+        e.emulator.edit(rows["Contact.CLM_Grade__c"], {"PermissionsEdit": False})
+        e.emulator.delete(rows["Contact.CLM_Clv__c"])
+        setup = (store.count("PermissionSet"), store.count("FieldPermissions"), store.count("CustomField"))
+        e.emulator.reset_counters()
+        # The integration user's Tooling queries are refused (no "View Setup and Configuration"): the run goes on.
+        summary = e.runner().run(SyncOptions(as_of=e.data.as_of))
+        assert summary.status == "ok" and summary.written_records == 300 and summary.rejected_count == 0
+        assert len(summary.problems) == 2, summary.problems
+        clv, grade = sorted(summary.problems)
+        assert clv.startswith(
+            f"field Contact.CLM_Clv__c not written: not visible to the integration user ({user}): either it does "
+            f"not exist (run `clm fields ensure` as an admin) or the integration user ({user}) may not read it "
+            f"(grant Read and Edit on CLM_Clv__c on Contact via a permission set assigned to") and \
+            "'View Setup and Configuration'" in clv
+        assert grade.startswith(
+            f"field Contact.CLM_Grade__c not written: read-only for the integration user ({user}): grant Edit on "
+            f"CLM_Grade__c on Contact via a permission set assigned to the integration user ({user})")
+        state = crm_state(e.emulator)
+        assert all(v.get("CLM_Stage__c") and v.get("CLM_Lead_Score__c") is not None for v in state.values())
+        assert not any(v.get("CLM_Grade__c") or v.get("CLM_Clv__c") for v in state.values())
+        # The sync set nothing up: no field, permission set or grant created.
+        assert (store.count("PermissionSet"), store.count("FieldPermissions"), store.count("CustomField")) == setup
+        assert e.emulator.request_counts["POST /tooling/sobjects/CustomField"] == 0
+        # Once the admin grants Edit again, the next run writes the grades.
+        e.emulator.edit(rows["Contact.CLM_Grade__c"], {"PermissionsEdit": True})
+        again = e.runner().run(SyncOptions(as_of=e.data.as_of))
+        assert again.status == "ok" and [p for p in again.problems if "CLM_Grade__c" in p] == []
+        assert again.planned_fields.get("grade") == 300
+        assert all(v.get("CLM_Grade__c") for v in crm_state(e.emulator).values())
+    finally:
+        e.server.stop()
+
+
+def test_a_converted_leads_stage_history_follows_it_into_its_contact(env: Env) -> None:
+    config = env.config(objects=["Contact", "Lead"])
+    admin = env.connector(config, session_id=env.emulator.admin_session_id,
+                          assign_to=env.emulator.store.org.username)
+    admin.ensure_fields(output_specs(config))  # our fields on Lead too, as an admin sets them up
+    lead = env.emulator.create("Lead", {"LastName": "Ngata", "Company": "Kauri Ltd", "Email": "aroha@kauri.example"})
+    runner = SyncRunner(config, env.connector(config), SQLiteState(config.sync.state_path, connection_id(config)))
+    first = env.data.as_of
+    assert runner.run(SyncOptions(as_of=first)).status == "ok"
+    stage, since = runner.state.stages()[lead]
+    assert since == first.timestamp()
+    contact_id = env.emulator.convert_lead(lead)
+    later = first + timedelta(days=3)
+    assert runner.run(SyncOptions(as_of=later)).status == "ok"
+    stages = runner.state.stages()
+    assert lead not in stages and lead not in {c.id for c in runner.state.contacts()}
+    assert stages[contact_id] == (stage, first.timestamp()), "in the same stage since the lead entered it"
+    with env.emulator.store.lock:
+        written = (env.emulator.store.get(contact_id) or {}).get("CLM_Stage_Since__c")
+    assert written == first, "the contact carries the lead's stage-since"
 
 
 def test_large_plans_go_through_bulk_jobs_with_the_same_result(tmp_path: Path) -> None:
@@ -203,15 +307,18 @@ def test_5xx_timeouts_drops_and_an_expired_session_end_in_the_clean_state(tmp_pa
     noisy = start(tmp_path / "noisy", 600, faults)
     try:
         creds = noisy.emulator.credentials
-        monkeypatch.setenv("SF_USER", creds.username)
-        monkeypatch.setenv("SF_PASSWORD", creds.password)
-        monkeypatch.setenv("SF_TOKEN", creds.security_token)
-        # Password auth: the session expires in the middle of the writes and is replaced once.
+        monkeypatch.setenv("SF_SANDBOX_URL", noisy.server.url)  # the org's My Domain
+        monkeypatch.setenv("SF_CONSUMER_KEY", creds.consumer_key)
+        monkeypatch.setenv("SF_CONSUMER_SECRET", creds.consumer_secret)
+        # Client credentials (a new org refuses SOAP login()): the session expires in the middle of the writes
+        # and is replaced once.
         runner = noisy.runner(connector={"session_id": None, "instance_url": None, "timeout": 2.0},
-                              auth="password", username_env="SF_USER", password_env="SF_PASSWORD",
-                              security_token_env="SF_TOKEN")
-        noisy.emulator.add_fault(FaultRule(kind="expired_session", after=3, count=1, path_prefix=WRITES))
+                              auth="client_credentials", consumer_key_env="SF_CONSUMER_KEY",
+                              consumer_secret_env="SF_CONSUMER_SECRET")
+        # after=1: the second write request, since 600 records may take only three (200 a request).
+        expiry = noisy.emulator.add_fault(FaultRule(kind="expired_session", after=1, count=1, path_prefix=WRITES))
         summary = runner.run(SyncOptions(as_of=noisy.data.as_of))
+        assert expiry.fired == 1
         assert summary.status == "ok" and summary.retries > 0, summary.message
         assert isinstance(runner.connector, SalesforceConnector) and runner.connector.client.logins == 2
         assert crm_state(noisy.emulator) == expected

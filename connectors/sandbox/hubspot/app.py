@@ -114,6 +114,25 @@ class HubSpotEmulator:
 
     # ------------------------------------------------------------ data, as a person would change it
 
+    def set_currencies(self, company: str, rates: Mapping[str, float | list[tuple[datetime, float]]]) -> None:
+        """The portal's company currency and its additional currencies' exchange rates to it (one rate, or
+        rates effective from given times), as an admin sets them in Account defaults > Currency."""
+        with self.store.lock:
+            self.store.set_currencies(company, rates)
+
+    def account_details(self) -> dict[str, Any]:
+        """``GET /account-info/v3/details`` (shape from the docs' example, developers.hubspot.com/docs/
+        api-reference/legacy/account/account-information/get-account-details)."""
+        moment = datetime.fromtimestamp(self.limiter.wall(), tz=self.limiter.time_zone)
+        offset = moment.utcoffset()
+        offset_ms = int(offset.total_seconds() * 1000) if offset is not None else 0
+        with self.store.lock:
+            company, additional = self.store.company_currency, sorted(self.store.exchange_rates)
+        return {"accountType": "STANDARD", "additionalCurrencies": additional, "companyCurrency": company,
+                "dataHostingLocation": "na1", "portalId": self.portal_id, "timeZone": str(self.limiter.time_zone),
+                "uiDomain": "app.hubspot.com", "utcOffset": moment.strftime("%z")[:3] + ":" + moment.strftime("%z")[3:],
+                "utcOffsetMilliseconds": offset_ms}
+
     def seed(self, contacts: Iterable[Contact] = (), deals: Iterable[Deal] = ()) -> SeedResult:
         """Load our records as HubSpot would hold them; returns our id -> HubSpot id mappings.
 
@@ -498,6 +517,8 @@ class HubSpotEmulator:
         table.append((r"/account-info/(?P<version>v3|2026-03)/api-usage/daily/private-apps",
                       "/account-info/{version}/api-usage/daily/private-apps",
                       {"GET": lambda c, a: json_response(200, self.limiter.usage())}))
+        table.append((r"/account-info/(?P<version>v3|2026-03)/details", "/account-info/{version}/details",
+                      {"GET": lambda c, a: json_response(200, self.account_details())}))
         return [(re.compile(f"^{pattern}$"), template, handlers) for pattern, template, handlers in table]
 
 

@@ -215,6 +215,10 @@ def default_properties(object_type: str) -> list[PropertyDef]:
             _p("closedate", "Close Date", "datetime", "date", di),
             _p("deal_currency_code", "Currency", "enumeration", "select", di,
                options=[Option(c, c, i) for i, c in enumerate(CURRENCIES)]),
+            # "Amount in company currency": the amount at the portal's exchange rate, calculated by HubSpot
+            # (knowledge.hubspot.com/crm-deals/hubspots-default-deal-properties; see Store.home_amount).
+            _p("amount_in_home_currency", "Amount in company currency", "number", "number", di,
+               read_only_value=True, calculated=True),
             _p("dealtype", "Deal Type", "enumeration", "radio", di,
                options=_options([("newbusiness", "New Business"), ("existingbusiness", "Existing Business")])),
             _p("description", "Deal Description", "string", "textarea", di),

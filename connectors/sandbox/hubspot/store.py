@@ -287,6 +287,10 @@ class Store:
         self.writes: Counter[tuple[str, str]] = Counter()
         self.property_writes: Counter[tuple[str, str, str]] = Counter()
         self.version = 0  # bumped by every change, so cached search results know they are stale
+        # A new portal has one currency (knowledge.hubspot.com: multiple currencies are added in Account
+        # defaults > Currency); ``set_currencies`` adds others with their exchange rates.
+        self.company_currency = "USD"
+        self.exchange_rates: dict[str, list[tuple[int, float]]] = {}
 
     def now_ms(self) -> int:
         """Current time in epoch ms (never goes backwards, so modified times strictly order writes)."""
@@ -321,9 +325,47 @@ class Store:
                 return "true" if (stage[4] if name == "hs_is_closed_won" else stage[3]) else "false"
             if name == "num_associated_contacts":
                 return str(len(self.deal_contacts.get(record.id, ())))
+            if name == "amount_in_home_currency":
+                return self.home_amount(table, record)
         elif name == "num_associated_deals":
             return str(len(self.contact_deals.get(record.id, ())))
         return table.stored(record, name)
+
+    def home_amount(self, table: Table, record: Record) -> Stored | None:
+        """A deal's ``amount_in_home_currency``: its amount times the exchange rate of its currency to the company
+        currency (HubSpot's currencies API: ``conversionRate``, "the exchange rate from the additional currency to
+        your company currency", developers.hubspot.com/docs/api/settings/currencies).
+
+        Which rate, as HubSpot's help describes "Amount in company currency": a closed deal with a close date
+        uses the rate in effect at its close date, else the one in effect closest to it; an open deal follows
+        the current rate. A currency the portal has no rate for (a code set before HubSpot validated it, July
+        2023: developers.hubspot.com/changelog/deal-currenct-code-validation) is not documented: the value is
+        left empty, the harder case for a reader.
+        """
+        raw = table.stored(record, "amount")
+        if raw is None or raw == "":
+            return None
+        code = str(table.stored(record, "deal_currency_code") or self.company_currency)
+        if code == self.company_currency:
+            return raw
+        periods = self.exchange_rates.get(code)
+        if not periods:
+            return None
+        stage = STAGES.get(str(table.stored(record, "dealstage") or ""))
+        close = table.stored(record, "closedate")
+        at = int(close) if stage is not None and stage[3] and close not in (None, "") else self.now_ms()
+        starts = [start for start, _ in periods]
+        index = bisect.bisect_right(starts, at) - 1
+        rate = periods[max(index, 0)][1]  # before the first rate: the closest one, which is the first
+        return plain_number(float(raw) * rate)
+
+    def set_currencies(self, company: str, rates: Mapping[str, float | list[tuple[datetime, float]]]) -> None:
+        """The portal's company currency and exchange rates to it (one rate, or rates from given times)."""
+        self.company_currency = company
+        self.exchange_rates = {
+            code: sorted((to_ms(at), float(r)) for at, r in rate) if isinstance(rate, list) else [(0, float(rate))]
+            for code, rate in rates.items()}
+        self.version += 1
 
     def resolve(self, object_type: str, id_text: str, *, archived: bool = False,
                 id_property: str | None = None) -> Record | None:

@@ -14,13 +14,14 @@ from connectors.sandbox.salesforce.auth import Credentials
 from connectors.sandbox.salesforce.errors import ApiError, RecordError
 from connectors.sandbox.salesforce.sandbox import client_session, connection_info, start_salesforce_sandbox
 from connectors.sandbox.salesforce.seed import SeedResult, custom_api_name
-from connectors.sandbox.salesforce.store import ValidationRule, WriteEvent
+from connectors.sandbox.salesforce.store import DuplicateRule, ValidationRule, WriteEvent
 
 __all__ = [
     "API_VERSIONS",
     "DEFAULT_API_VERSION",
     "ApiError",
     "Credentials",
+    "DuplicateRule",
     "RecordError",
     "SalesforceEmulator",
     "SeedResult",

@@ -14,6 +14,14 @@ with ``rate``/``count``/``after``), with these kinds:
 * ``expired_session`` — the request's session is invalidated and answered 401 ``INVALID_SESSION_ID``;
 * ``daily_limit`` — answered 403 ``REQUEST_LIMIT_EXCEEDED``;
 * ``lock_row`` — per record of a write: ``UNABLE_TO_LOCK_ROW``;
+* ``trigger_lock`` — per record: a trigger on the record failed to lock a *related* row, which the API reports
+  as ``CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY`` wrapping the ``UNABLE_TO_LOCK_ROW`` of the trigger's own DML
+  (message shape as quoted in SFDO-Community/declarative-lookup-rollup-summaries#1241 and #847): as transient
+  as a plain lock;
+* ``ingest_failure`` — per internal batch (200 rows) of a Bulk ingest job: the batch fails for good (Salesforce
+  retries a failed batch up to 20 times, then "the entire ingest job is moved to the Failed state and remaining
+  job data isn't processed"; rows already processed are not rolled back,
+  https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_bulk_v2/datafiles_understanding_bulk2_ingest.htm);
 * ``validation`` — per record: ``FIELD_CUSTOM_VALIDATION_EXCEPTION`` (message from ``rule.body`` if a string);
 * ``deleted_before_write`` — per record: the record is deleted just before the write, which then fails
   ``ENTITY_IS_DELETED`` (a person deleted it between our read and our write).
@@ -25,12 +33,13 @@ or ``/services/data/vXX.X/jobs/ingest/{id}/batches`` with method ``PUT`` for Bul
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -38,9 +47,10 @@ from connectors.sandbox.faults import FaultInjector, FaultRule
 from connectors.sandbox.salesforce import bulk as bulk_api
 from connectors.sandbox.salesforce import rest, tooling
 from connectors.sandbox.salesforce.auth import Credentials, Logins, Sessions
+from connectors.sandbox.salesforce.currency import enable_multicurrency
 from connectors.sandbox.salesforce.errors import ApiError, RecordError, invalid_session, not_found
 from connectors.sandbox.salesforce.seed import SeedResult, seed
-from connectors.sandbox.salesforce.store import Record, Store, ValidationRule
+from connectors.sandbox.salesforce.store import DuplicateRule, Record, Store, ValidationRule
 from connectors.sandbox.salesforce.values import to_json
 from connectors.sandbox.server import Request, Response
 from core.models import Contact, Deal
@@ -48,9 +58,13 @@ from core.models import Contact, Deal
 API_VERSIONS: dict[str, str] = {
     "52.0": "Summer '21", "53.0": "Winter '22", "54.0": "Spring '22", "55.0": "Summer '22", "56.0": "Winter '23",
     "57.0": "Spring '23", "58.0": "Summer '23", "59.0": "Winter '24", "60.0": "Spring '24", "61.0": "Summer '24",
-    "62.0": "Winter '25",
+    "62.0": "Winter '25", "63.0": "Spring '25", "64.0": "Summer '25", "65.0": "Winter '26", "66.0": "Spring '26",
+    "67.0": "Summer '26", "68.0": "Winter '27",
 }
-"""API versions the emulator answers (simple-salesforce 1.12 defaults to 59.0)."""
+"""API versions the emulator answers, through the current release of December 2026: Winter '27 is 68.0
+(GET /services/data lists them, developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_versions.htm;
+68.0 = Winter '27 as in forcedotcom/dataloader#1665 and camunda/connectors#8453). simple-salesforce 1.12 defaults
+to 59.0."""
 
 DEFAULT_API_VERSION = "59.0"
 DEFAULT_DAILY_LIMIT = 100_000
@@ -58,7 +72,8 @@ DEFAULT_DAILY_LIMIT = 100_000
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _SOAP = re.compile(r"^/services/Soap/u/(\d+\.\d)(/.*)?$")
 _IDENTITY = re.compile(r"^/id/([^/]+)/([^/]+)/?$")
-RECORD_FAULTS = ("lock_row", "validation", "deleted_before_write")
+COMPOSITE_MAX, COMPOSITE_MAX_QUERIES = 25, 5
+RECORD_FAULTS = ("lock_row", "trigger_lock", "validation", "deleted_before_write", "ingest_failure")
 REQUEST_FAULTS = ("expired_session", "daily_limit")
 
 Handler = Callable[[rest.Context, tuple[str, ...]], Response]
@@ -75,10 +90,12 @@ class SalesforceEmulator:
                  clock: Callable[[], datetime] | None = None, bulk_delay: float = 0.0,
                  session_ttl: timedelta | None = timedelta(hours=2), max_query_cursors: int = 10,
                  access_token: str | None = None, fault_seed: int = 0, org_name: str = "crm-lifecycle sandbox",
-                 is_sandbox: bool = False, base_url: str | None = None) -> None:
+                 is_sandbox: bool = False, base_url: str | None = None, late_commits: float = 0.02) -> None:
+        """``late_commits``: the share of person edits whose transaction commits seconds to minutes after their
+        ``SystemModstamp`` (see :mod:`connectors.sandbox.salesforce.consistency`); 0 commits every edit at once."""
         self.credentials = credentials or Credentials()
         self.store = Store(clock=clock, username=self.credentials.username, org_name=org_name,
-                           is_sandbox=is_sandbox)
+                           is_sandbox=is_sandbox, late_commits=late_commits)
         self.sessions = Sessions(self.store, session_ttl)
         self.logins = Logins(self.store, self.sessions, self.credentials)
         self.cursors = rest.QueryCursors(self.store, max_query_cursors)
@@ -87,6 +104,8 @@ class SalesforceEmulator:
         self.base_url = base_url
         self.session_id = self.sessions.issue(access_token)
         """A valid session id for the integration user (what ``Salesforce(session_id=...)`` takes)."""
+        self.admin_session_id = self.sessions.issue(user_id=self.store.org.admin_user_id)
+        """A valid session id for the org's admin (System Administrator: may create fields and grant access)."""
         self.api_usage = 0
         self.request_counts: Counter[str] = Counter()
         self.internal_errors: list[str] = []
@@ -100,13 +119,34 @@ class SalesforceEmulator:
         """Load our records (see :mod:`connectors.sandbox.salesforce.seed`); returns the Id mappings."""
         return seed(self.store, contacts, deals)
 
-    def edit(self, record_id: str, values: Mapping[str, Any]) -> Record:
-        """Change a record as a person would (stamps ``LastModifiedDate``/``SystemModstamp``)."""
-        return dict(self.store.edit(record_id, values))
+    def enable_multicurrency(self, corporate: str, rates: Mapping[str, float], *,
+                             dated: Mapping[str, Sequence[tuple[date, float]]] | None = None,
+                             user_currency: str | None = None) -> None:
+        """Turn on multiple currencies, and advanced currency management with ``dated`` periods, as an admin
+        would (see :mod:`connectors.sandbox.salesforce.currency`); seed afterwards to give deals their currency."""
+        enable_multicurrency(self.store, corporate, rates, dated=dated, user_currency=user_currency)
+
+    def edit(self, record_id: str, values: Mapping[str, Any], *, commit_after: float | None = None) -> Record:
+        """Change a record as a person would (stamps ``LastModifiedDate``/``SystemModstamp`` now); readable once
+        committed, ``commit_after`` seconds later (None: most at once, a share late, see ``late_commits``)."""
+        return dict(self.store.edit(record_id, values, commit_after=commit_after))
+
+    def create(self, sobject: str, values: Mapping[str, Any], *, commit_after: float = 0.0) -> str:
+        """Create a record as a person or another integration would, readable ``commit_after`` seconds after
+        its ``CreatedDate``/``SystemModstamp``; returns its Id."""
+        obj = self.store.object(sobject)
+        if obj is None:
+            raise KeyError(sobject)
+        return self.store.insert(obj, values, commit_after=commit_after)
 
     def delete(self, record_id: str) -> bool:
-        """Delete a record as a person would (recycle bin: ``IsDeleted``, visible to ``queryAll``)."""
+        """Delete a record as a person would (recycle bin: ``IsDeleted``, visible to ``queryAll``; a contact role
+        deleted by itself is hard-deleted, known only to getDeleted)."""
         return self.store.delete(record_id)
+
+    def empty_recycle_bin(self) -> int:
+        """An administrator empties the Recycle Bin (deleted records are physically deleted); returns how many."""
+        return self.store.empty_recycle_bin()
 
     def undelete(self, record_id: str) -> bool:
         """Restore a record from the recycle bin."""
@@ -115,6 +155,12 @@ class SalesforceEmulator:
     def merge(self, master_id: str, *loser_ids: str) -> None:
         """Merge records into ``master_id`` (losers deleted with ``MasterRecordId``; contact roles move)."""
         self.store.merge(master_id, loser_ids)
+
+    def convert_lead(self, lead_id: str, *, contact_id: str | None = None, account_id: str | None = None,
+                     field_map: Mapping[str, str] | None = None) -> str:
+        """Convert a lead into a new (or the given) Contact and Account; returns the Contact's Id (see
+        :meth:`connectors.sandbox.salesforce.store.Store.convert_lead`)."""
+        return self.store.convert_lead(lead_id, contact_id=contact_id, account_id=account_id, field_map=field_map)
 
     def record(self, record_id: str) -> Record | None:
         """A copy of a stored record (all fields, visible or not)."""
@@ -128,9 +174,15 @@ class SalesforceEmulator:
             self.store.validation_rules.append(rule)
         return rule
 
+    def add_duplicate_rule(self, rule: DuplicateRule) -> DuplicateRule:
+        """Activate a duplicate rule (``DUPLICATES_DETECTED`` on saves of records that match another)."""
+        with self.store.lock:
+            self.store.duplicate_rules.append(rule)
+        return rule
+
     def create_permission_set(self, name: str, label: str | None = None, *, assign: bool = True) -> str:
         """Create a permission set (optionally assigned to the integration user), as an admin would."""
-        with self.store.lock:
+        with self.store.lock, self.store.acting_as(self.store.org.admin_user_id):
             permission_set = self.store.create(self.store.objects["PermissionSet"],
                                                {"Name": name, "Label": label or name}, source="admin")
             if assign:
@@ -138,6 +190,14 @@ class SalesforceEmulator:
                                   {"AssigneeId": self.store.org.user_id, "PermissionSetId": permission_set["Id"]},
                                   source="admin")
         return str(permission_set["Id"])
+
+    def grant_field(self, permission_set_id: str, field: str, *, edit: bool = True) -> None:
+        """Grant Read (and Edit) on ``Object.Field__c`` through a permission set, as an admin would in Setup."""
+        sobject = field.partition(".")[0]
+        with self.store.lock, self.store.acting_as(self.store.org.admin_user_id):
+            self.store.create(self.store.objects["FieldPermissions"], {
+                "ParentId": permission_set_id, "SobjectType": sobject, "Field": field, "PermissionsRead": True,
+                "PermissionsEdit": edit}, source="admin")
 
     def field_access(self, sobject: str, field: str) -> tuple[bool, bool]:
         """(readable, editable) of a field for the integration user."""
@@ -156,6 +216,10 @@ class SalesforceEmulator:
     def expire_sessions(self, token: str | None = None) -> None:
         """Invalidate one session id (or all): later requests get 401 ``INVALID_SESSION_ID``."""
         self.sessions.expire(token)
+
+    def revoke_refresh_tokens(self) -> None:
+        """Revoke the integration user's refresh tokens: the refresh-token flow then gets ``invalid_grant``."""
+        self.logins.revoke_refresh_tokens()
 
     def set_api_usage(self, used: int) -> None:
         """Set how many API requests the org has used in the current 24 hours."""
@@ -178,13 +242,20 @@ class SalesforceEmulator:
 
     def _record_faults(self, method: str, path: str) -> rest.RecordFaults:
         def before(record_id: str | None) -> RecordError | None:
-            rule = self._fires(("lock_row", "deleted_before_write"), method, path)
+            rule = self._fires(("lock_row", "trigger_lock", "deleted_before_write"), method, path)
             if rule is None:
                 return None
             if rule.kind == "deleted_before_write":
                 if record_id:
                     self.store.delete(record_id)
                 return None
+            if rule.kind == "trigger_lock":
+                related = f"001{(record_id or '')[3:15]}"  # the Account the trigger rolls up to
+                return RecordError(
+                    "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+                    "ClmRollupTrigger: execution of AfterUpdate\n\ncaused by: System.DmlException: Update failed. "
+                    f"First exception on row 0 with id {related}; first error: UNABLE_TO_LOCK_ROW, unable to "
+                    "obtain exclusive access to this record: []\n\nTrigger.ClmRollupTrigger: line 7, column 1", [])
             return RecordError("UNABLE_TO_LOCK_ROW",
                                f"unable to obtain exclusive access to this record or 1 records: {record_id}", [])
 
@@ -195,7 +266,15 @@ class SalesforceEmulator:
             message = rule.body if isinstance(rule.body, str) else "Record failed an injected validation rule"
             return RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", message, [])
 
-        return rest.RecordFaults(before, after)
+        def batch_fails() -> str | None:
+            rule = self._fires(("ingest_failure",), method, path)
+            if rule is None:
+                return None
+            # The real errorMessage of a job failed this way is not documented; this one names the cause.
+            return rule.body if isinstance(rule.body, str) else (
+                "InternalServerError : a batch of the job could not be processed after 20 retries")
+
+        return rest.RecordFaults(before, after, batch_fails)
 
     # ------------------------------------------------------------ introspection
 
@@ -259,7 +338,8 @@ class SalesforceEmulator:
             if request.method != "POST":
                 raise not_found()
             form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
-            status, payload = self.logins.token(form, request.headers.get("authorization"), self._base_url(request))
+            status, payload = self.logins.token(form, request.headers.get("authorization"), self._base_url(request),
+                                                request.headers.get("host"))
             return Response.json(status, payload)
         soap = _SOAP.match(path)
         if soap:
@@ -270,10 +350,11 @@ class SalesforceEmulator:
             return Response(status, xml.encode(), {"Content-Type": "text/xml;charset=UTF-8"})
         if path.rstrip("/") == "/services/oauth2/userinfo" or _IDENTITY.match(path):
             self._count(request.method, "/services/oauth2/userinfo" if "oauth2" in path else "/id")
-            if self.sessions.lookup(request.headers.get("authorization")) is None:
+            caller = self.sessions.lookup(request.headers.get("authorization"))
+            if caller is None:
                 return Response.json(403, "Bad_OAuth_Token") if "oauth2" in path else Response.json(
                     403, "Forbidden")
-            return rest.json_response(200, self.logins.identity(self._base_url(request)))
+            return rest.json_response(200, self.logins.identity(self._base_url(request), caller.user_id))
         match = _DATA.match(path)
         if not match:
             raise not_found()
@@ -300,7 +381,8 @@ class SalesforceEmulator:
         else:
             context = rest.Context(request, version, self.store, self._record_faults(request.method, path))
             try:
-                response = handler(context, args)
+                with self.store.acting_as(session.user_id):
+                    response = handler(context, args)
             except ApiError as error:
                 response = rest.json_response(error.status, error.body())
         response.headers.update(self._limit_header())
@@ -309,6 +391,57 @@ class SalesforceEmulator:
     def _count(self, method: str, route: str) -> None:
         with self._lock:
             self.request_counts[f"{method} {route}"] += 1
+
+    def _composite(self, ctx: rest.Context, _args: tuple[str, ...]) -> Response:
+        """``POST composite``: up to 25 subrequests, at most 5 of them queries or sObject Collections, run in
+        order as the same user; the whole call counts once against the API limits ("The entire series of
+        requests counts as a single call toward your API limits",
+        https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_composite_post.htm).
+
+        Subrequests are independent (``allOrNone`` false): each answers its own status and body. References
+        between subrequests (``@{ref.field}``) are not modelled; the exact error text for too many subrequests is
+        not documented, so the emulator answers a 400 naming the limit.
+        """
+        body = ctx.request.json()
+        subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
+        if not isinstance(subrequests, list) or not subrequests:
+            raise ApiError(400, "JSON_PARSER_ERROR", "The request body must hold a compositeRequest list")
+        if body.get("allOrNone"):
+            raise ApiError(400, "INVALID_API_INPUT", "allOrNone composite requests are not modelled by the sandbox")
+        if len(subrequests) > COMPOSITE_MAX:
+            raise ApiError(400, "INVALID_API_INPUT", f"Composite requests may hold at most {COMPOSITE_MAX} "
+                                                     f"subrequests; this one holds {len(subrequests)}")
+        answers = []
+        queries = 0
+        for sub in subrequests:
+            method, url = str(sub.get("method") or "GET").upper(), str(sub.get("url") or "")
+            path, _, query_text = url.partition("?")
+            match = _DATA.match(path)
+            if not match or match.group(1) not in API_VERSIONS:
+                raise ApiError(400, "INVALID_API_INPUT", f"Invalid subrequest url: {url[:200]}")
+            rest_path = (match.group(2) or "").rstrip("/")
+            if rest_path.startswith(("/query", "/queryAll", "/composite/sobjects")):
+                queries += 1
+                if queries > COMPOSITE_MAX_QUERIES:
+                    raise ApiError(400, "INVALID_API_INPUT", f"Composite requests may hold at most "
+                                                             f"{COMPOSITE_MAX_QUERIES} query or sObject Collections "
+                                                             "subrequests")
+            elif not rest_path.startswith("/sobjects"):
+                raise ApiError(400, "INVALID_API_INPUT", f"Resource not supported in a composite request: {path}")
+            sub_body = sub.get("body")
+            request = Request(method, path, parse_qs(query_text), {**ctx.request.headers, **(sub.get(
+                "httpHeaders") or {})}, json.dumps(sub_body).encode() if sub_body is not None else b"")
+            try:
+                route, handler, args = self._route(method, rest_path)
+                self._count(method, f"composite{route}")
+                answer = handler(rest.Context(request, match.group(1), self.store,
+                                              self._record_faults(method, path)), args)
+            except ApiError as error:
+                answer = rest.json_response(error.status, error.body())
+            answers.append({"body": json.loads(answer.body) if answer.body else None,
+                            "httpHeaders": {k: v for k, v in answer.headers.items() if k != "Content-Type"},
+                            "httpStatusCode": answer.status, "referenceId": sub.get("referenceId")})
+        return rest.json_response(200, {"compositeResponse": answers})
 
     # ------------------------------------------------------------ routing table
 
@@ -343,6 +476,7 @@ class SalesforceEmulator:
             found = ctx.store.field_for_tooling_id(row["Id"]) if row else None
             if found is None:
                 raise not_found()
+            tooling.require_customize(ctx.store)
             ctx.store.remove_field(found[0], found[1].name)
             return Response(204)
 
@@ -363,6 +497,7 @@ class SalesforceEmulator:
             (r"/sobjects/(\w+)/(\w+)", "/sobjects/{sobject}/{id}", {
                 "GET": lambda c, a: rest.get_row(c, a[0], a[1]), "PATCH": lambda c, a: rest.update_row(c, a[0], a[1]),
                 "DELETE": lambda c, a: rest.delete_row(c, a[0], a[1])}),
+            (r"/composite", "/composite", {"POST": self._composite}),
             (r"/composite/sobjects", "/composite/sobjects", {
                 "PATCH": lambda c, a: rest.collection_update(c), "POST": lambda c, a: rest.collection_create(c),
                 "DELETE": lambda c, a: rest.collection_delete(c)}),
@@ -385,6 +520,8 @@ class SalesforceEmulator:
                 "DELETE": lambda c, a: jobs.delete(a[0], "query")}),
             (r"/jobs/query/(\w+)/results", "/jobs/query/{id}/results",
              {"GET": lambda c, a: jobs.query_results(c, a[0])}),
+            (r"/jobs/query/(\w+)/resultPages", "/jobs/query/{id}/resultPages",
+             {"GET": lambda c, a: jobs.result_pages(c, a[0])}),
             (r"/jobs/ingest", "/jobs/ingest", {"POST": lambda c, a: jobs.create_ingest(c),
                                                "GET": lambda c, a: jobs.list_jobs("ingest")}),
             (r"/jobs/ingest/(\w+)", "/jobs/ingest/{id}", {

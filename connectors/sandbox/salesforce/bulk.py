@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.sandbox.salesforce import ids
-from connectors.sandbox.salesforce.errors import ApiError, RecordError
+from connectors.sandbox.salesforce.errors import ApiError, RecordError, not_found
 from connectors.sandbox.salesforce.rest import Context, RecordFaults, json_response
 from connectors.sandbox.salesforce.schema import FieldDef, ObjectDef
 from connectors.sandbox.salesforce.soql import Compiled, _SubColumn, compile_query
@@ -106,6 +106,8 @@ class BulkJobs:
         self.fault_factory = fault_factory or (lambda _method, _path: RecordFaults())
         self.jobs: dict[str, Job] = {}
         self.query_jobs_created = 0
+        self.result_page_rows = 10_000
+        """Rows per ``resultPages`` URI."""
         self.batches = 0
         self._lock = threading.RLock()
 
@@ -213,6 +215,39 @@ class BulkJobs:
             body = self._csv(job, [job.results[0], *chunk])
         return Response(200, body, {"Content-Type": "text/csv", "Sforce-Locator": next_locator,
                                     "Sforce-NumberOfRecords": str(len(chunk))})
+
+    def result_pages(self, ctx: Context, job_id: str) -> Response:
+        """``GET jobs/query/{id}/resultPages`` (API 58.0+): up to five result URIs per answer, each a locator
+        and a ``maxRecords`` that can be read in parallel, and ``nextRecordsUrl`` for the next five
+        (https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/query_get_parallel_job_results.htm).
+        How many rows Salesforce puts in one page is not documented: the emulator uses
+        :attr:`result_page_rows`. The doc's table names the link ``nextRecordUrl`` and its example
+        ``nextRecordsUrl``; the emulator sends the example's spelling."""
+        if float(ctx.version) < 58.0:
+            raise not_found()
+        with self._lock:
+            job = self._job(job_id, "query")
+            self._advance(job)
+            if job.state != "JobComplete":
+                raise _job_error(f"Job {job.id} is not complete: {job.state}", 400, "INVALIDJOBSTATE")
+            if job.version != ctx.version:
+                # "use the same API version that you used to create the query. Otherwise, the call returns a 409"
+                raise _job_error(f"Job {job.id} was created with API version {job.version}", 409, "INVALIDJOBSTATE")
+            first_text = ctx.request.param("page") or "0"
+            try:
+                first = int(first_text)
+            except ValueError:
+                raise ApiError(400, "INVALID_LOCATOR", f"Invalid page: {first_text}") from None
+            rows = len(job.results) - 1
+            size = self.result_page_rows
+            count = max(1, -(-rows // size))
+            base = f"/services/data/v{ctx.version}/jobs/query/{job.id}"
+            pages = [{"resultUrl": f"{base}/results?locator={base64.b64encode(str(n * size).encode()).decode()}"
+                                   f"&maxRecords={size}" if n else f"{base}/results?maxRecords={size}"}
+                     for n in range(first, min(first + 5, count))]
+            done = first + 5 >= count
+        return json_response(200, {"resultPages": pages, "done": done,
+                                   "nextRecordsUrl": None if done else f"{base}/resultPages?page={first + 5}"})
 
     # ------------------------------------------------------------ ingest jobs
 
@@ -340,6 +375,13 @@ class BulkJobs:
         # Per-record faults match the upload request that carried the rows.
         faults = self.fault_factory("PUT", f"/services/data/v{job.version}/jobs/ingest/{job.id}/batches")
         for start in range(0, len(job.rows), TRANSACTION_SIZE):
+            failure = faults.batch_fails()
+            if failure is not None:
+                # Processed rows stay written; the rest is reported by unprocessedrecords.
+                job.state = "Failed"
+                job.error_message = failure
+                job.unprocessed = list(job.rows[start:])
+                return
             with self.store.lock:
                 when = self.store.now()
                 for row in job.rows[start : start + TRANSACTION_SIZE]:

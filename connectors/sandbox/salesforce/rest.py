@@ -56,6 +56,8 @@ class RecordFaults:
     """Called before a record is validated: may delete it (→ ENTITY_IS_DELETED) or fail it (UNABLE_TO_LOCK_ROW)."""
     after: Callable[[str | None], RecordError | None] = lambda _record_id: None
     """Called after a record passed validation: may fail it (FIELD_CUSTOM_VALIDATION_EXCEPTION)."""
+    batch_fails: Callable[[], str | None] = lambda: None
+    """Called before each internal batch of a Bulk ingest job: an error message fails the job there."""
 
 
 @dataclass
@@ -204,11 +206,18 @@ def resolve_object(ctx: Context, name: str, tooling: bool = False) -> ObjectDef:
 
 
 def describe(ctx: Context, name: str, tooling: bool = False) -> Response:
-    """``GET sobjects/{Object}/describe``: only the fields the integration user can see."""
+    """``GET sobjects/{Object}/describe``: only the fields the running user can see, each ``updateable`` and
+    ``createable`` as field-level security lets that user ("updateable: Indicates whether the field can be edited
+    by the current user", DescribeSObjectResult Field,
+    https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_describesobjects_describesobjectresult.htm)."""
     obj = resolve_object(ctx, name, tooling)
     with ctx.store.lock:
         fields = ctx.store.visible_fields(obj)
-    return json_response(200, describe_object(obj, fields, ctx.version))
+        body = describe_object(obj, fields, ctx.version)
+        for entry, definition in zip(body["fields"], fields, strict=True):
+            entry["updateable"] = ctx.store.editable(obj, definition)
+            entry["createable"] = ctx.store.editable(obj, definition, create=True)
+    return json_response(200, body)
 
 
 def object_info(ctx: Context, name: str) -> Response:
@@ -300,6 +309,17 @@ def _typed_records(ctx: Context, records: list[Any]) -> list[tuple[ObjectDef, An
     return parsed
 
 
+def allow_save(ctx: Context) -> bool:
+    """Whether the request asks to save past duplicate-rule alerts: ``Sforce-Duplicate-Rule-Header:
+    allowSave=true; ...`` (REST API "Duplicate Rule Header"; every field defaults to false)."""
+    header = ctx.request.headers.get("sforce-duplicate-rule-header", "")
+    for part in header.replace(",", ";").split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "allowsave":
+            return value.strip().lower() == "true"
+    return False
+
+
 def _save_result(record_id: str | None, error: RecordError | None) -> dict[str, Any]:
     if error is None:
         return {"id": record_id, "success": True, "errors": []}
@@ -322,7 +342,7 @@ def collection_update(ctx: Context) -> Response:
                 injected = ctx.faults.before(normalized)
                 if injected is not None:
                     raise injected
-                record, changes = store.prepare_update(obj, raw_id, values)
+                record, changes = store.prepare_update(obj, raw_id, values, allow_save=allow_save(ctx))
                 injected = ctx.faults.after(normalized)
                 if injected is not None:
                     raise injected
@@ -483,7 +503,7 @@ def update_row(ctx: Context, name: str, raw_id: str) -> Response:
             injected = ctx.faults.before(record["Id"])
             if injected is not None:
                 raise injected
-            record, changes = store.prepare_update(obj, record["Id"], values)
+            record, changes = store.prepare_update(obj, record["Id"], values, allow_save=allow_save(ctx))
             injected = ctx.faults.after(record["Id"])
             if injected is not None:
                 raise injected
@@ -533,17 +553,41 @@ def updated(ctx: Context, name: str) -> Response:
     return json_response(200, {"ids": rows, "latestDateCovered": format_datetime(end)})
 
 
+#: getDeleted answers at most this many Ids ("If more than 600,000 IDs are found, EXCEEDED_ID_LIMIT is returned",
+#: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_getdeleted.htm).
+GET_DELETED_MAX_IDS = 600_000
+
+
 def deleted(ctx: Context, name: str) -> Response:
-    """``GET sobjects/{Object}/deleted/?start=&end=`` (Get Deleted)."""
+    """``GET sobjects/{Object}/deleted/?start=&end=`` (Get Deleted), from the delete log.
+
+    The log keeps 15 days, less after the Recycle Bin is emptied (:mod:`.consistency`): a ``start`` before
+    ``earliestDateAvailable`` answers ``INVALID_REPLICATION_DATE``, as does a ``start`` less than a minute before
+    ``end`` ("The specified startDate must chronologically precede the specified endDate value by more than one
+    minute", getDeleted() rules, https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_getdeleted.htm).
+    The error messages are not documented; the wording here is the emulator's. ``latestDateCovered`` is ``end``
+    capped at the present.
+    """
     obj = resolve_object(ctx, name)
     start, end = _window(ctx)
-    with ctx.store.lock:
+    if end - start <= timedelta(minutes=1):
+        raise ApiError(400, "INVALID_REPLICATION_DATE", "startDate must precede endDate by more than one minute")
+    store = ctx.store
+    with store.lock:
+        store.settle()
+        now = store.now()
+        earliest = store.delete_log.earliest_available(obj.key_prefix, now)
+        if start < earliest:
+            raise ApiError(400, "INVALID_REPLICATION_DATE",
+                           f"startDate is before earliestDateAvailable ({format_datetime(earliest)}): deleted "
+                           "records before it were physically deleted; replicate the whole object again")
         rows = [{"id": record_id, "deletedDate": format_datetime(when)}
-                for record_id, when in ctx.store.deleted_at.items()
+                for record_id, when in store.deleted_at.items()
                 if record_id[:3] == obj.key_prefix and start <= when < end]
-        earliest = min(ctx.store.deleted_at.values(), default=start)
+    if len(rows) > GET_DELETED_MAX_IDS:
+        raise ApiError(400, "EXCEEDED_ID_LIMIT", "too many ids: choose start and end dates closer together")
     return json_response(200, {"deletedRecords": rows, "earliestDateAvailable": format_datetime(earliest),
-                               "latestDateCovered": format_datetime(end)})
+                               "latestDateCovered": format_datetime(min(end, now))})
 
 
 # ---------------------------------------------------------------- limits & resources
@@ -574,7 +618,7 @@ def resources(ctx: Context) -> Response:
 
 def chatter_me(ctx: Context) -> Response:
     """``GET chatter/users/me`` (who am I)."""
-    user = ctx.store.get(ctx.store.org.user_id) or {}
+    user = ctx.store.get(ctx.store.acting_user()) or {}
     return json_response(200, {"id": user.get("Id"), "username": user.get("Username"), "email": user.get("Email"),
                                "firstName": user.get("FirstName"), "lastName": user.get("LastName"),
                                "name": user.get("Name"), "userType": "Internal"})

@@ -52,6 +52,9 @@ class _LoopbackRoute(requests.adapters.HTTPAdapter):
         parts = urlsplit(request.url or "")
         host = parts.hostname or ""
         if host == "salesforce.com" or host.endswith(".salesforce.com"):
+            # Keep the Host the client asked for: the emulator answers some flows only on a My Domain (urllib3
+            # sends an explicit Host header instead of the connection's host).
+            request.headers["Host"] = parts.netloc
             request.url = urlunsplit((self.base.scheme, self.base.netloc, parts.path, parts.query, parts.fragment))
         return super().send(request, *args, **kwargs)
 
@@ -72,6 +75,7 @@ def connection_info(server: SandboxServer, emulator: SalesforceEmulator) -> dict
     return {
         "instance_url": server.url,
         "session_id": emulator.session_id,
+        "admin_session_id": emulator.admin_session_id,
         "ca_path": str(server.ca_path or ""),
         "api_version": "59.0",
         "username": creds.username,

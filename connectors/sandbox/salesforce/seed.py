@@ -11,7 +11,9 @@ Mapping, as a Salesforce admin importing the same data would set it up:
 * properties that match a standard field (by API name or a common alias) fill it; any other property becomes
   a custom field defined on the fly (type inferred from the values), visible to the integration user like the
   org's existing custom fields;
-* archived records are in the recycle bin (``IsDeleted``), visible to ``queryAll`` only.
+* archived records are in the recycle bin (``IsDeleted``), visible to ``queryAll`` only;
+* in a multi-currency org (:meth:`SalesforceEmulator.enable_multicurrency`, first) a deal's ``currency`` is its
+  ``CurrencyIsoCode``; without one, or in a single-currency org, its amount is in the corporate currency.
 """
 
 from __future__ import annotations
@@ -262,6 +264,14 @@ def seed(store: Store, contacts: Iterable[Contact], deals: Iterable[Deal]) -> Se
             primary = store.by_id.get(contact_ids[0]) if contact_ids else None
             values.update({"Amount": deal.amount, "StageName": stage, "CloseDate": close_date,
                            "AccountId": primary.get("AccountId") if primary else None})
+            currency_field = deal_obj.field("CurrencyIsoCode")
+            if deal.currency and currency_field is not None:
+                # A multi-currency org: the amount is in the deal's own currency, one the org has (a restricted
+                # picklist). A single-currency org has no such field and every amount is in its one currency.
+                if deal.currency not in currency_field.picklist:
+                    raise ValueError(f"deal {deal.id}: currency {deal.currency} is not one of the org's currencies "
+                                     f"{currency_field.picklist}; add it with enable_multicurrency")
+                values["CurrencyIsoCode"] = deal.currency
             own_id = ids.normalize(deal.id)
             record_id = own_id if own_id and own_id[:3] == deal_obj.key_prefix and own_id not in store.by_id else None
             record = store.insert_seed(deal_obj, values, created=deal.created_at,

@@ -15,14 +15,20 @@ https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/):
 * text comparisons and ``LIKE`` are case-insensitive; ``!=`` also matches null values;
 * a field the user cannot see (field-level security) is "No such column" exactly like a missing field
   (https://salesforcedictionary.com/errors/invalid-field-no-such-column);
-* an ``OFFSET`` above 2,000 is refused (``NUMBER_OUTSIDE_VALID_RANGE``).
+* an ``OFFSET`` above 2,000 is refused (``NUMBER_OUTSIDE_VALID_RANGE``);
+* ``convertCurrency(field) [alias]`` in ``SELECT`` only, on currency fields of a multi-currency org (the value
+  in the running user's currency, see :mod:`connectors.sandbox.salesforce.currency`); "You can't use the
+  convertCurrency() function in a WHERE clause. If you do, an error is returned", nor in ``ORDER BY``, and an
+  alias is required when the field is selected twice
+  (https://developer.salesforce.com/docs/atlas.en-us.soql_sosl.meta/soql_sosl/sforce_api_calls_soql_querying_currency_fields.htm;
+  the error codes are not documented: ``MALFORMED_QUERY`` for the grammar, ``INVALID_FIELD`` for the rest).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -91,6 +97,15 @@ class FieldPath:
 
 
 @dataclass(frozen=True)
+class Converted:
+    """``convertCurrency(path) [alias]`` in ``SELECT``."""
+
+    path: FieldPath
+    alias: str | None
+    token: Token
+
+
+@dataclass(frozen=True)
 class Condition:
     """``path op value`` (``value`` is a list for IN / NOT IN)."""
 
@@ -124,7 +139,7 @@ class Query:
     """A parsed ``SELECT``."""
 
     object_token: Token
-    fields: list[FieldPath | Query] = field(default_factory=list)
+    fields: list[FieldPath | Query | Converted] = field(default_factory=list)
     count: bool = False
     where: Expr | None = None
     order: list[OrderItem] = field(default_factory=list)
@@ -238,10 +253,18 @@ class _Parser:
     # -- grammar
     def query(self, *, sub: bool = False) -> Query:
         self.expect_kw("SELECT")
-        fields: list[FieldPath | Query] = []
+        fields: list[FieldPath | Query | Converted] = []
         count = False
         while True:
-            if self.is_kw("COUNT") and self.peek(1).text == "(":
+            if self.is_kw("CONVERTCURRENCY") and self.peek(1).text == "(":
+                token = self.next()
+                self.expect_punct("(")
+                path = self.path()
+                self.expect_punct(")")
+                alias = self.next().text if self.peek().kind == "ident" and self.peek().upper not in _KEYWORDS \
+                    else None
+                fields.append(Converted(path, alias, token))
+            elif self.is_kw("COUNT") and self.peek(1).text == "(":
                 self.next()
                 self.expect_punct("(")
                 if not self.accept_punct(")"):
@@ -420,6 +443,9 @@ class Catalog(Protocol):
     def now(self) -> datetime:
         """The current time (date literals are relative to it)."""
 
+    def convert_currency(self, obj: ObjectDef, record: Record, field_name: str) -> Any:
+        """``convertCurrency(field)`` of one record, or None when the org has one currency."""
+
 
 Getter = Callable[[Record], Any]
 
@@ -431,6 +457,8 @@ class _Column:
     hops: list[FieldDef]  # reference fields followed, in order
     leaf: FieldDef
     objects: list[ObjectDef]  # object of each hop target, then the leaf's object
+    converted: bool = False  # convertCurrency(leaf): the value in the user's currency
+    alias: str | None = None
 
 
 @dataclass
@@ -504,7 +532,10 @@ class Compiled:
                     target[rel] = existing
                 target = existing
                 current = parent
-            if target is not None and current is not None:
+            if column.converted:
+                out[column.alias or column.leaf.name] = to_json(
+                    column.leaf, self.catalog.convert_currency(self.obj, record, column.leaf.name))
+            elif target is not None and current is not None:
                 target[column.leaf.name] = to_json(column.leaf, current.get(column.leaf.name))
         return out
 
@@ -515,11 +546,18 @@ class Compiled:
             if isinstance(column, _SubColumn):
                 continue
             name = ".".join([*(h.relationship_name or h.name for h in column.hops), column.leaf.name])
-            result.append((name, self._cell(column)))
+            result.append((column.alias or name, self._cell(column)))
         return result
 
     def _cell(self, column: _Column) -> Callable[[Record], tuple[FieldDef, Any]]:
         getter = _path_getter(self.catalog, column.hops, column.leaf)
+        if column.converted:
+            obj, name = self.obj, column.leaf.name
+
+            def converted_cell(record: Record) -> tuple[FieldDef, Any]:
+                return column.leaf, self.catalog.convert_currency(obj, record, name)
+
+            return converted_cell
 
         def cell(record: Record) -> tuple[FieldDef, Any]:
             return column.leaf, getter(record)
@@ -600,6 +638,8 @@ class _Compiler:
                         "relationship name. Please reference your WSDL or the describe call for the appropriate "
                         "names.")
                 columns.append(_SubColumn(relationship, self.compile(item, child_obj)))
+            elif isinstance(item, Converted):
+                columns.append(self.converted(obj, item, query.fields))
             else:
                 columns.append(self.resolve(obj, item))
         if not columns and not query.count:
@@ -615,6 +655,26 @@ class _Compiler:
                           order_item.nulls_last))
         return Compiled(obj, query.count, columns, predicate, order, query.limit, query.offset, self.version,
                         self.catalog, self.id_filter(obj, query.where))
+
+    def converted(self, obj: ObjectDef, item: Converted, selected: Sequence[FieldPath | Query | Converted]
+                  ) -> _Column:
+        column = self.resolve(obj, item.path)
+        name = ".".join(item.path.parts)
+        if column.hops or column.leaf.type != "currency":
+            raise query_error(self.text, item.path.token.pos, "INVALID_FIELD",
+                              f"convertCurrency() applies to a currency field of {obj.name}; '{name}' is not one")
+        if self.catalog.object("CurrencyType") is None:
+            raise query_error(self.text, item.token.pos, "INVALID_FIELD",
+                              "convertCurrency() can only be used in an organization with multiple currencies")
+        key = (item.alias or column.leaf.name).lower()
+        for other in selected:
+            other_key = (other.alias or other.path.parts[-1]) if isinstance(other, Converted) \
+                else ".".join(other.parts) if isinstance(other, FieldPath) else None
+            if other is not item and other_key is not None and other_key.lower() == key:
+                raise query_error(self.text, item.token.pos, "INVALID_FIELD",
+                                  f"duplicate field selected: {item.alias or column.leaf.name} (give convertCurrency() "
+                                  "an alias to select the field twice)")
+        return replace(column, converted=True, alias=item.alias)
 
     def id_filter(self, obj: ObjectDef, where: Expr | None) -> set[str] | None:
         if not isinstance(where, Condition) or len(where.path.parts) != 1 or where.path.parts[0].lower() != "id":

@@ -41,6 +41,19 @@ METADATA_TYPES = {
 }
 
 
+def require_customize(store: Store) -> None:
+    """Refuse a change to field definitions by a user without "Customize Application".
+
+    Field definitions are metadata; changing them needs setup rights ("INSUFFICIENT_ACCESS: use of the Metadata
+    API requires a user with the ModifyAllData permission", certinia/apex-mdapi#44). What the Tooling
+    ``CustomField`` resource answers such a user is not documented; the emulator answers 403 with that error,
+    which a client cannot mistake for a bad request.
+    """
+    if not store.has_permission("CustomizeApplication"):
+        raise ApiError(403, "INSUFFICIENT_ACCESS", "use of the Metadata API requires a user with the ModifyAllData "
+                                                   "permission ('Customize Application' to change fields)")
+
+
 def _integrity(message: str, fields: list[str] | None = None) -> ApiError:
     return ApiError(400, "FIELD_INTEGRITY_EXCEPTION", message, fields or [])
 
@@ -157,6 +170,7 @@ def create_custom_field(store: Store, body: Any) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise ApiError(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of CustomField from START_ARRAY "
                                                  "value [ or request may be missing a required field")
+    require_customize(store)
     metadata = body.get("Metadata")
     if not isinstance(metadata, Mapping):
         raise ApiError(400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [Metadata]", ["Metadata"])
@@ -174,6 +188,7 @@ def create_custom_field(store: Store, body: Any) -> dict[str, Any]:
 
 def update_custom_field(store: Store, tooling_id: str, body: Any) -> None:
     """Handle ``PATCH tooling/sobjects/CustomField/{id}``: label, length, precision/scale and picklist values."""
+    require_customize(store)
     with store.lock:
         found = store.field_for_tooling_id(tooling_id)
         if found is None:
@@ -198,6 +213,8 @@ def update_custom_field(store: Store, tooling_id: str, body: Any) -> None:
 
 def get_custom_field(store: Store, tooling_id: str) -> dict[str, Any]:
     """``GET tooling/sobjects/CustomField/{id}`` (all fields, ``Metadata`` included)."""
+    if not store.has_permission("ViewSetup"):  # the type does not exist for this user (see store.View.object)
+        raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
     row = store.get(tooling_id)
     obj = store.object_of(row["Id"]) if row else None
     if row is None or obj is None or obj.name != "CustomField":

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connectors.base import Page
+from connectors.base import FieldStatus, Page
 from connectors.salesforce import SalesforceConnector
 from connectors.sandbox.generator import GeneratedData, generate
 from connectors.sandbox.salesforce import SalesforceEmulator, client_session, connection_info, start_salesforce_sandbox
@@ -56,10 +56,12 @@ class Org:
                   concurrency: int = 4, attempts: int = 6, reserve: float = 0.2, page_size: int = 2000,
                   batch_size: int = 200, specs: Sequence[FieldSpec] = SPECS, monkeypatch: pytest.MonkeyPatch | None
                   = None, contact_props: Sequence[str] = CONTACT_PROPS, deal_props: Sequence[str] = DEAL_PROPS,
-                  **kwargs: Any) -> SalesforceConnector:
-        """A connector on this org: token auth with the emulator's session, or password/JWT through env vars."""
+                  api_version: str = API, **kwargs: Any) -> SalesforceConnector:
+        """A connector on this org: token auth with the emulator's session, or the other logins through env vars
+        (client credentials and refresh token take the sandbox's URL as the org's My Domain)."""
         info = connection_info(self.server, self.emulator)
-        settings: dict[str, Any] = {"api_version": API, "objects": list(objects), "bulk_threshold": bulk_threshold,
+        settings: dict[str, Any] = {"api_version": api_version, "objects": list(objects),
+                                    "bulk_threshold": bulk_threshold,
                                     "api_reserve_fraction": reserve, "page_size": page_size,
                                     "batch_size": batch_size}
         if auth == "token":
@@ -72,6 +74,17 @@ class Org:
             monkeypatch.setenv("SF_TEST_SECURITY_TOKEN", info["security_token"])
             settings.update(auth="password", username_env="SF_TEST_USER", password_env="SF_TEST_PASSWORD",
                             security_token_env="SF_TEST_SECURITY_TOKEN")
+        elif auth in ("client_credentials", "refresh_token"):
+            assert monkeypatch is not None
+            creds = self.emulator.credentials
+            monkeypatch.setenv("SF_TEST_MY_DOMAIN", self.server.url)
+            monkeypatch.setenv("SF_TEST_CONSUMER_KEY", creds.consumer_key)
+            monkeypatch.setenv("SF_TEST_CONSUMER_SECRET", creds.consumer_secret)
+            monkeypatch.setenv("SF_TEST_REFRESH_TOKEN", creds.refresh_token)
+            settings.update(auth=auth, instance_url_env="SF_TEST_MY_DOMAIN", consumer_key_env="SF_TEST_CONSUMER_KEY",
+                            consumer_secret_env="SF_TEST_CONSUMER_SECRET")
+            if auth == "refresh_token":
+                settings.update(refresh_token_env="SF_TEST_REFRESH_TOKEN")
         else:
             settings.update(auth="jwt", username_env="SF_TEST_USER", consumer_key_env="SF_TEST_CONSUMER_KEY",
                             private_key_file_env="SF_TEST_KEY_FILE")
@@ -81,6 +94,13 @@ class Org:
             SalesforceConfig(**settings), contact_properties=contact_props, deal_properties=deal_props,
             owned_fields=specs, session=client_session(self.server), transport=transport, poll_interval=0.01,
             lock_backoff=0.01, **kwargs)
+
+
+    def admin_ensure(self, conn: SalesforceConnector, specs: Sequence[FieldSpec] = SPECS) -> list[FieldStatus]:
+        """``clm fields ensure`` as the org's admin on ``conn``'s objects, granting the integration user."""
+        admin = self.connector(objects=conn.config.objects, specs=specs, session_id=self.emulator.admin_session_id,
+                               assign_to=self.emulator.store.org.username)
+        return admin.ensure_fields(specs)
 
 
 def start(contacts: Iterable[Contact], deals: Iterable[Deal], tls_dir: Path, **emulator: Any) -> Org:

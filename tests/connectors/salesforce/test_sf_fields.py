@@ -1,6 +1,7 @@
-"""Our ``CLM_*__c`` fields on the Salesforce sandbox: created through the Tooling API, made visible with
-field-level security on a permission set, idempotent, conflicts left alone, picklist values added, and what
-``clm check`` says before and after."""
+"""Our ``CLM_*__c`` fields on the Salesforce sandbox: created by an admin through the Tooling API, made visible
+to the integration user with field-level security on a permission set, idempotent, conflicts left alone,
+picklist values added; what the integration user (no setup rights) may write and is told; and what ``clm check``
+says before and after."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ import pytest
 from simple_salesforce.api import Salesforce
 
 from connectors.base import CheckResult, FieldUpdate
-from connectors.sandbox.faults import FaultRule
 from connectors.sandbox.salesforce import client_session
 from connectors.sandbox.salesforce.tooling import field_from_metadata
 from core.models import FieldType
-from tests.connectors.salesforce.conftest import API, DATA, SPECS, Org, generated, pull_all
+from tests.connectors.salesforce.conftest import API, SPECS, Org, generated, pull_all
 
 #: The describe type and Tooling metadata each of our types gets.
 EXPECTED_TYPES = {FieldType.NUMBER: "double", FieldType.DATETIME: "datetime", FieldType.ENUM: "picklist",
@@ -38,7 +38,7 @@ def org(tls_dir: Path) -> Iterator[Org]:
 
 def admin_client(org: Org) -> Any:
     """simple-salesforce as an admin would use it, outside the connector."""
-    return Salesforce(instance_url=org.server.url, session_id=org.emulator.session_id,
+    return Salesforce(instance_url=org.server.url, session_id=org.emulator.admin_session_id,
                       session=client_session(org.server), version=API)
 
 
@@ -60,15 +60,17 @@ def test_a_fresh_org_gets_every_field_visible_writable_and_pullable_and_a_second
     conn = org.connector(objects=("Contact", "Lead"))
     names = [name_of(s.name) for s in SPECS]
 
-    # Before: check names the missing fields and the fix.
+    # Before: check, run by the integration user (whose Tooling query is refused), names the fields it cannot
+    # see, the fix, and the permission that would tell missing from hidden.
     before = field_lines(conn.check(SPECS))
     assert set(before) == {"our fields on Contact exist and are visible", "our fields on Lead exist and are visible"}
     for line in before.values():
-        assert not line.ok and line.detail == f"missing: {', '.join(names)}"
-        assert "`clm fields ensure`" in line.fix and PERMISSION_SET in line.fix
+        assert not line.ok and line.detail == f"missing or hidden by field-level security: {', '.join(names)}"
+        assert "`clm fields ensure --assign-to" in line.fix and PERMISSION_SET in line.fix
+        assert "'View Setup and Configuration'" in line.fix and "INVALID_TYPE" in line.fix
 
     org.emulator.reset_counters()
-    statuses = conn.ensure_fields(SPECS)
+    statuses = org.admin_ensure(conn)
     assert [(s.crm_name, s.action) for s in statuses] == [
         (f"{sobject}.{name}", "created") for sobject in ("Contact", "Lead") for name in names]
     assert org.emulator.request_counts["POST /tooling/sobjects/CustomField"] == 26
@@ -114,7 +116,7 @@ def test_a_fresh_org_gets_every_field_visible_writable_and_pullable_and_a_second
 
     # A second run finds everything in place and changes nothing.
     org.emulator.reset_counters()
-    again = conn.ensure_fields(SPECS)
+    again = org.admin_ensure(conn)
     assert {s.action for s in again} == {"exists"} and len(again) == 26
     assert changes(org.emulator.request_counts) == {}
 
@@ -135,13 +137,15 @@ def test_conflicting_fields_are_left_alone_and_missing_picklist_values_are_added
         "FullName": "Contact.CLM_Stage__c", "Metadata": {"type": "Picklist", "label": "Stage", "valueSet": {
             "valueSetDefinition": {"value": [{"fullName": "lead", "default": False, "label": "lead"}]}}}})
     conn = org.connector()
-    # check tells a hidden field of our type (access is missing) from one of another type (ensure cannot help).
-    first = field_lines(conn.check(SPECS))["our fields on Contact exist and are visible"]
+    as_admin = org.connector(session_id=org.emulator.admin_session_id, assign_to=org.emulator.store.org.username)
+    # check (as an admin, who may use the Tooling API) tells a hidden field of our type (access is missing) from
+    # one of another type (ensure cannot help).
+    first = field_lines(as_admin.check(SPECS))["our fields on Contact exist and are visible"]
     assert "; hidden by field-level security: CLM_Stage__c;" in first.detail
     assert "of another type: CLM_Lead_Score__c (string), CLM_Clv__c (boolean)" in first.detail
-    assert "`clm fields ensure`" in first.fix and "rename or delete" in first.fix
+    assert "`clm fields ensure" in first.fix and "rename or delete" in first.fix
 
-    statuses = {s.crm_name: s for s in conn.ensure_fields(SPECS)}
+    statuses = {s.crm_name: s for s in as_admin.ensure_fields(SPECS)}
     score, clv, stage = (statuses[f"Contact.{n}"] for n in ("CLM_Lead_Score__c", "CLM_Clv__c", "CLM_Stage__c"))
     assert score.action == "conflict" and "'string'" in score.detail and "left unchanged" in score.detail
     assert clv.action == "conflict" and "'boolean'" in clv.detail
@@ -163,7 +167,7 @@ def test_conflicting_fields_are_left_alone_and_missing_picklist_values_are_added
     # A configuration with a new stage adds just that value (the field is visible now: describe tells).
     more = [s.model_copy(update={"options": ("lead", "customer", "churned")}) if s.name == "stage" else s
             for s in SPECS]
-    statuses = {s.crm_name: s for s in conn.ensure_fields(more)}
+    statuses = {s.crm_name: s for s in as_admin.ensure_fields(more)}
     assert statuses["Contact.CLM_Stage__c"].action == "updated"
     assert statuses["Contact.CLM_Stage__c"].detail == "added picklist values: churned"
     assert stage_field.picklist == ["lead", "customer", "churned"]
@@ -174,23 +178,58 @@ def test_conflicting_fields_are_left_alone_and_missing_picklist_values_are_added
     assert "rename or delete" in checks.fix
 
 
-def test_a_user_who_may_not_create_fields_gets_failed_statuses_with_the_reason(org: Org) -> None:
-    # The sandbox has no notion of a user's setup permissions: the refusal Salesforce gives such a user is
-    # injected on the Tooling endpoint instead.
-    refusal = org.server.faults.add(FaultRule(
-        kind="status", method="POST", path_prefix=f"{DATA}/tooling/sobjects/CustomField", status=400,
-        body=[{"errorCode": "INSUFFICIENT_ACCESS_OR_READONLY",
-               "message": "insufficient access rights on object id"}]))
+def test_the_integration_user_cannot_run_ensure_and_is_told_it_is_an_admin_step(org: Org) -> None:
     conn = org.connector()
+    store = org.emulator.store
     org.emulator.reset_counters()
     statuses = conn.ensure_fields(SPECS)
-    assert refusal.fired == 13
+    assert {s.action for s in statuses} == {"failed"} and len(statuses) == 13
+    for status in statuses:
+        assert "INVALID_TYPE" in status.detail and "'View Setup and Configuration'" in status.detail
+        assert "--assign-to" in status.detail and "'Customize Application'" in status.detail
+    assert changes(org.emulator.request_counts) == {}
+    # A user who may list fields but not create them meets the Tooling API's refusal of the create.
+    store.user_permissions[store.org.user_id] = frozenset({"ApiEnabled", "ViewSetup"})
+    statuses = conn.ensure_fields(SPECS)
     assert {s.action for s in statuses} == {"failed"}
     for status in statuses:
-        assert "INSUFFICIENT_ACCESS_OR_READONLY" in status.detail and "Customize Application" in status.detail
+        assert "INSUFFICIENT_ACCESS" in status.detail and "Customize Application" in status.detail
         assert PERMISSION_SET in status.detail
     # Nothing half-done: no field, and no permission set for fields that do not exist.
-    assert not any(str(r["DeveloperName"]).startswith("CLM_")
-                   for r in org.emulator.store.records["CustomField"].values())
-    # (the refused requests never reached the org, so it counts no change request at all)
-    assert changes(org.emulator.request_counts) == {}
+    assert not any(str(r["DeveloperName"]).startswith("CLM_") for r in store.records["CustomField"].values())
+    assert not any(r["Name"] == PERMISSION_SET for r in store.records["PermissionSet"].values())
+
+
+def test_field_access_reads_describe_and_names_the_missing_step_per_field(org: Org) -> None:
+    conn = org.connector()
+    org.admin_ensure(conn)
+    store = org.emulator.store
+    user = store.org.user_id
+    # The admin takes Edit off CLM_Grade__c and the grant of CLM_Clv__c away altogether.
+    rows = {r["Field"]: r["Id"] for r in store.records["FieldPermissions"].values()}
+    org.emulator.edit(rows["Contact.CLM_Grade__c"], {"PermissionsEdit": False})
+    store.delete(rows["Contact.CLM_Clv__c"])
+    org.emulator.reset_counters()
+    statuses = {s.crm_name: s for s in conn.field_access(SPECS)}
+    grade, clv = statuses["Contact.CLM_Grade__c"], statuses["Contact.CLM_Clv__c"]
+    assert grade.action == "failed" and grade.detail.startswith(
+        f"read-only for the integration user ({user}): grant Edit on CLM_Grade__c on Contact via a permission set "
+        f"assigned to the integration user ({user})")
+    assert clv.action == "failed" and clv.detail.startswith(f"not visible to the integration user ({user})")
+    assert "run `clm fields ensure` as an admin" in clv.detail and "grant Read and Edit on CLM_Clv__c" in clv.detail
+    assert "INVALID_TYPE" in clv.detail and "'View Setup and Configuration'" in clv.detail
+    assert {s.action for n, s in statuses.items() if n not in (grade.crm_name, clv.crm_name)} == {"exists"}
+    assert changes(org.emulator.request_counts) == {}, "reading access changes nothing"
+    # With "View Setup and Configuration" the Tooling API tells a hidden field from a missing one.
+    store.user_permissions[user] = frozenset({"ApiEnabled", "ViewSetup"})
+    contact = store.object("Contact")
+    assert contact is not None
+    store.remove_field(contact, "CLM_Next_Best_Action__c")
+    statuses = {s.crm_name: s for s in conn.field_access(SPECS)}
+    assert statuses["Contact.CLM_Clv__c"].detail.startswith(
+        f"exists, but the integration user ({user}) may not read it: grant Read and Edit on CLM_Clv__c on Contact")
+    assert statuses["Contact.CLM_Next_Best_Action__c"].detail == (
+        "does not exist on Contact: run `clm fields ensure` as an admin")
+    line = field_lines(conn.check(SPECS))["our fields on Contact exist and are visible"]
+    assert line.detail == (f"missing: CLM_Next_Best_Action__c; hidden by field-level security: CLM_Clv__c; "
+                           f"read-only for the integration user ({user}): CLM_Grade__c")

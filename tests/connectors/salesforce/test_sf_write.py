@@ -15,7 +15,7 @@ from connectors.salesforce import SalesforceConnector
 from connectors.sandbox.faults import FaultRule
 from connectors.sandbox.salesforce import ValidationRule
 from core.errors import AuthError, ConnectorError
-from tests.connectors.salesforce.conftest import DATA, SPECS, Org, generated
+from tests.connectors.salesforce.conftest import DATA, Org, generated
 
 COLLECTIONS = f"{DATA}/composite/sobjects"
 PATCH = "PATCH /composite/sobjects"
@@ -65,8 +65,9 @@ def test_20k_writes_under_locks_validation_and_an_expired_session_lose_and_dupli
         tls_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     org = generated(20_000, tls_dir, deals=False, fault_seed=7)
     try:
-        conn = org.connector(auth="password", monkeypatch=monkeypatch)
-        conn.ensure_fields(SPECS)
+        conn = org.connector(auth="client_credentials", monkeypatch=monkeypatch)
+        org.admin_ensure(conn)
+        conn.client.read_limits()  # logged in before the writes
         org.emulator.reset_counters()
         logins = conn.client.logins
         org.emulator.add_validation_rule(score_cap())
@@ -116,7 +117,7 @@ def test_20k_writes_under_locks_validation_and_an_expired_session_lose_and_dupli
 
 def test_locks_that_clear_are_retried_and_locks_that_persist_are_reported_transient(small: Org) -> None:
     conn = small.connector()
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     small.emulator.reset_counters()
     clearing = small.emulator.add_fault(FaultRule(kind="lock_row", path_prefix=COLLECTIONS, count=5))
@@ -136,7 +137,7 @@ def test_locks_that_clear_are_retried_and_locks_that_persist_are_reported_transi
 
 def test_deleted_merged_and_foreign_records(small: Org) -> None:
     conn = small.connector()
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     opportunity = small.ids("Opportunity")[0]
     small.emulator.delete(ids[1])
@@ -168,7 +169,7 @@ def test_deleted_merged_and_foreign_records(small: Org) -> None:
 
 def test_a_field_without_edit_access_is_refused_with_the_fields_ensure_hint(small: Org) -> None:
     conn = small.connector()
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     assert all(r.ok for r in conn.write([FieldUpdate(ids[0], {"grade": "A"})]))
     # An admin removes edit access on one of our fields (read stays).
@@ -188,7 +189,7 @@ def test_a_field_without_edit_access_is_refused_with_the_fields_ensure_hint(smal
         else:
             assert result.ok and value(small, result.record_id, SCORE) == 5.0
     # The hint works: ensure grants edit again and the same writes go through.
-    statuses = {s.crm_name: s for s in conn.ensure_fields(SPECS)}
+    statuses = {s.crm_name: s for s in small.admin_ensure(conn)}
     assert statuses["Contact.CLM_Grade__c"].action == "updated"
     assert small.emulator.field_access("Contact", "CLM_Grade__c") == (True, True)
     assert all(r.ok for r in conn.write(batch))
@@ -197,7 +198,7 @@ def test_a_field_without_edit_access_is_refused_with_the_fields_ensure_hint(smal
 
 def test_a_whole_request_400_isolates_the_bad_records_in_few_calls(small: Org) -> None:
     conn = small.connector()
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     store = small.emulator.store
     contact = store.object("Contact")
@@ -233,7 +234,7 @@ def test_bulk_ingest_reports_and_writes_what_collections_do(tls_dir: Path) -> No
         assert orgs[1].ids("Contact") == ids, "two identical orgs"
         conns = [org.connector() for org in orgs]
         for org, conn in zip(orgs, conns, strict=True):
-            conn.ensure_fields(SPECS)
+            org.admin_ensure(conn)
             for record_id in ids[10::450]:
                 org.emulator.delete(record_id)
             org.emulator.merge(ids[0], ids[1])
@@ -278,7 +279,7 @@ def test_bulk_ingest_reports_and_writes_what_collections_do(tls_dir: Path) -> No
 
 def test_token_auth_with_an_expired_session_fails_with_a_hint(small: Org) -> None:
     conn = small.connector()
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     small.emulator.expire_sessions()
     small.emulator.reset_counters()
@@ -289,8 +290,9 @@ def test_token_auth_with_an_expired_session_fails_with_a_hint(small: Org) -> Non
 
 
 def test_password_auth_whose_new_session_is_refused_too_fails(small: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    small.emulator.credentials.soap_login = True  # an org created before Winter '26
     conn = small.connector(auth="password", monkeypatch=monkeypatch)
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     small.emulator.reset_counters()
     # Every session dies on first use: the fresh one after the re-login as well (a frozen user, say).
@@ -302,8 +304,10 @@ def test_password_auth_whose_new_session_is_refused_too_fails(small: Org, monkey
 
 
 def test_password_auth_whose_re_login_is_refused_fails(small: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+    small.emulator.credentials.soap_login = True  # an org created before Winter '26
     conn = small.connector(auth="password", monkeypatch=monkeypatch)
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
+    conn.client.read_limits()  # logged in before the password changes
     ids = small.ids("Contact")
     small.emulator.reset_counters()
     small.emulator.credentials.password = "rotated-by-an-admin"
@@ -317,7 +321,7 @@ def test_password_auth_whose_re_login_is_refused_fails(small: Org, monkeypatch: 
 
 def test_a_batch_cut_short_by_a_refused_session_reports_what_it_wrote(small: Org) -> None:
     conn = small.connector()
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     small.emulator.reset_counters()
     # One record is locked; by the time it is retried the (token) session has expired.
@@ -335,7 +339,7 @@ def test_a_batch_cut_short_by_a_refused_session_reports_what_it_wrote(small: Org
 
 def test_salesforce_down_stops_the_run_even_when_the_batch_has_a_foreign_id(small: Org) -> None:
     conn = small.connector(attempts=3)
-    conn.ensure_fields(SPECS)
+    small.admin_ensure(conn)
     ids = small.ids("Contact")
     outage = small.server.faults.add(FaultRule(kind="status", status=503, path_prefix=COLLECTIONS,
                                                body=[{"errorCode": "SERVER_UNAVAILABLE", "message": "down"}]))

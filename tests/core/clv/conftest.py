@@ -32,6 +32,12 @@ def cdnow_spend() -> npt.NDArray[np.void]:
 
 
 @pytest.fixture(scope="session")
+def donations() -> npt.NDArray[np.void]:
+    """donations.csv: frequency, recency, periods (6 yearly opportunities), weights (customers per row)."""
+    return np.genfromtxt(_require("donations.csv"), delimiter=",", names=True)
+
+
+@pytest.fixture(scope="session")
 def cdnow_transactions() -> Transactions:
     """Every purchase in CDNOW_sample.txt (master id, sample id, date, CDs, dollars); sample ids are 1..2357."""
     raw = np.loadtxt(_require("CDNOW_sample.txt"), dtype=str)

@@ -39,6 +39,26 @@ def test_without_discounting_clv_is_margin_times_spend_times_purchases(cdnow_cal
     )
 
 
+@pytest.mark.parametrize("model", ["mbgnbd", "pareto_nbd"])
+def test_scores_with_the_other_purchase_models(cdnow_calibration: TransactionSummary, model: str) -> None:
+    s = cdnow_calibration
+    result = fit_and_score(s, horizon=39.0, annual_discount_rate=0.0, purchase_model=model)  # type: ignore[arg-type]
+    assert result.purchase_model == model and result.bgnbd is None
+    assert result.purchase_fit is not None and result.purchase_fit.model == model
+    params = result.purchase_fit.params
+    np.testing.assert_allclose(result.p_alive, params.p_alive(s.frequency, s.recency, s.T))
+    np.testing.assert_allclose(
+        result.expected_purchases, params.conditional_expected_purchases(39.0, s.frequency, s.recency, s.T), rtol=1e-12
+    )
+    np.testing.assert_allclose(result.clv, result.expected_spend * result.expected_purchases, rtol=1e-12)
+
+
+def test_the_default_purchase_model_is_described_too(cdnow_calibration: TransactionSummary) -> None:
+    result = fit_and_score(cdnow_calibration, horizon=39.0, annual_discount_rate=0.1)
+    assert result.purchase_fit is not None and result.purchase_fit.model == "bgnbd"
+    assert result.purchase_fit.parameters["b"] == pytest.approx(CDNOW_BGNBD["b"], abs=0.001)
+
+
 def test_monthly_midpoint_discounting_matches_a_fine_grid(cdnow_calibration: TransactionSummary) -> None:
     monthly = fit_and_score(cdnow_calibration, horizon=156.0, annual_discount_rate=0.15)
     fine = fit_and_score(cdnow_calibration, horizon=156.0, annual_discount_rate=0.15, steps_per_year=2000)

@@ -61,9 +61,10 @@ class Sandbox:
     seeded: SeedResult
     faults: FaultInjector
 
-    def client(self, **kwargs: object) -> Salesforce:
-        """simple-salesforce, unchanged, with direct session access."""
-        return Salesforce(instance_url=self.server.url, session_id=self.org.session_id,
+    def client(self, *, admin: bool = False, **kwargs: object) -> Salesforce:
+        """simple-salesforce, unchanged, with direct session access (as the integration user, or the admin)."""
+        return Salesforce(instance_url=self.server.url,
+                          session_id=self.org.admin_session_id if admin else self.org.session_id,
                           session=client_session(self.server), **kwargs)
 
     def contact_ids(self) -> list[str]:
@@ -124,8 +125,14 @@ def sandbox(shared_server: tuple[SandboxServer, Switch, FaultInjector]) -> Itera
 
 @pytest.fixture
 def sf(sandbox: Sandbox) -> Salesforce:
-    """A simple-salesforce client on the sandbox."""
+    """A simple-salesforce client on the sandbox, as the integration user (no setup rights)."""
     return sandbox.client()
+
+
+@pytest.fixture
+def admin(sandbox: Sandbox) -> Salesforce:
+    """A simple-salesforce client on the sandbox, as the org's System Administrator."""
+    return sandbox.client(admin=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -70,14 +70,17 @@ def test_contacts_map_names_accounts_and_properties(sandbox: Sandbox, sf: Salesf
                                                      "Contact.Newsletter__c"]
 
 
-def test_archived_records_are_in_the_recycle_bin() -> None:
+def test_archived_records_are_in_the_recycle_bin_for_15_days() -> None:
     org = SalesforceEmulator()
-    contact = Contact(id="x1", email="a@b.co", created_at=T0, archived=True)
-    deal = Deal(id="y1", created_at=T0, status=DealStatus.OPEN, archived=True, contact_ids=("x1",))
-    seeded = org.seed([contact], [deal])
+    recent = datetime.now(UTC) - timedelta(days=3)
+    contact = Contact(id="x1", email="a@b.co", created_at=recent, archived=True)
+    deal = Deal(id="y1", created_at=recent, status=DealStatus.OPEN, archived=True, contact_ids=("x1",))
+    old = Contact(id="x2", email="c@d.co", created_at=T0, archived=True)
+    seeded = org.seed([contact, old], [deal])
     assert org.record(seeded.contact_ids["x1"])["IsDeleted"] is True  # type: ignore[index]
     assert org.record(seeded.deal_ids["y1"])["IsDeleted"] is True  # type: ignore[index]
     assert org.store.count("Contact") == 0 and org.store.count("Contact", include_deleted=True) == 1
+    assert org.record(seeded.contact_ids["x2"]) is None, "deleted long ago: physically deleted"
 
 
 def test_salesforce_ids_in_our_records_are_kept() -> None:

@@ -44,21 +44,21 @@ def field_names(sf: Salesforce) -> set[str]:
     return {f["name"] for f in sf.Contact.describe()["fields"]}
 
 
-def test_create_custom_field_answers_like_tooling(sandbox: Sandbox, sf: Salesforce) -> None:
-    result = create_field(sf, STAGE)
+def test_create_custom_field_answers_like_tooling(sandbox: Sandbox, admin: Salesforce) -> None:
+    result = create_field(admin, STAGE)
     assert result["success"] is True and result["id"].startswith("00N") and result["errors"] == []
-    row = sf.toolingexecute(f"sobjects/CustomField/{result['id']}")
+    row = admin.toolingexecute(f"sobjects/CustomField/{result['id']}")
     assert row["FullName"] == "Contact.CLM_Stage__c" and row["Metadata"]["type"] == "Picklist"
-    listed = sf.toolingexecute("query/?q=SELECT+Id,DeveloperName,TableEnumOrId+FROM+CustomField+"
+    listed = admin.toolingexecute("query/?q=SELECT+Id,DeveloperName,TableEnumOrId+FROM+CustomField+"
                                "WHERE+TableEnumOrId='Contact'")
     assert "CLM_Stage" in {r["DeveloperName"] for r in listed["records"]}
     assert sandbox.org.request_counts["POST /tooling/sobjects/CustomField"] == 1
 
 
-def test_duplicate_field_is_refused(sf: Salesforce) -> None:
-    create_field(sf, STAGE)
+def test_duplicate_field_is_refused(admin: Salesforce) -> None:
+    create_field(admin, STAGE)
     with pytest.raises(SalesforceMalformedRequest) as exc:
-        create_field(sf, STAGE)
+        create_field(admin, STAGE)
     assert exc.value.content[0]["errorCode"] == "DUPLICATE_DEVELOPER_NAME"
 
 
@@ -73,15 +73,15 @@ def test_duplicate_field_is_refused(sf: Salesforce) -> None:
      "FIELD_INTEGRITY_EXCEPTION"),
     ({"FullName": "Contact.NoLabel__c", "Metadata": {"type": "Text", "length": 10}}, "REQUIRED_FIELD_MISSING"),
 ])
-def test_invalid_field_definitions(sf: Salesforce, body: dict[str, Any], code: str) -> None:
+def test_invalid_field_definitions(admin: Salesforce, body: dict[str, Any], code: str) -> None:
     with pytest.raises(SalesforceMalformedRequest) as exc:
-        create_field(sf, body)
+        create_field(admin, body)
     assert exc.value.content[0]["errorCode"] == code
 
 
-def test_new_field_is_invisible_until_granted_through_an_assigned_permission_set(sandbox: Sandbox,
-                                                                                  sf: Salesforce) -> None:
-    create_field(sf, SCORE)
+def test_new_field_is_invisible_until_granted_through_an_assigned_permission_set(
+        sandbox: Sandbox, sf: Salesforce, admin: Salesforce) -> None:
+    create_field(admin, SCORE)
     record_id = sandbox.contact_ids()[0]
     # Invisible: describe omits it, SOQL says "No such column", writes are refused.
     assert "CLM_Lead_Score__c" not in field_names(sf)
@@ -94,12 +94,12 @@ def test_new_field_is_invisible_until_granted_through_an_assigned_permission_set
     assert write_error.value.content[0]["errorCode"] == "INVALID_FIELD"
 
     # Granted on a permission set nobody has: still invisible.
-    permission_set = grant(sf, "Contact.CLM_Lead_Score__c", edit=False, assign=False)
+    permission_set = grant(admin, "Contact.CLM_Lead_Score__c", edit=False, assign=False)
     assert "CLM_Lead_Score__c" not in field_names(sf)
 
     # Assigned, read only: visible, but writes fail per record.
     me = sandbox.org.store.org.user_id
-    sf.restful("sobjects/PermissionSetAssignment", method="POST",
+    admin.restful("sobjects/PermissionSetAssignment", method="POST",
                json={"AssigneeId": me, "PermissionSetId": permission_set})
     assert "CLM_Lead_Score__c" in field_names(sf)
     assert sf.query("SELECT CLM_Lead_Score__c FROM Contact LIMIT 1")["records"][0]["CLM_Lead_Score__c"] is None
@@ -110,24 +110,25 @@ def test_new_field_is_invisible_until_granted_through_an_assigned_permission_set
     assert results[0]["errors"][0]["fields"] == ["CLM_Lead_Score__c"]
 
     # Edit granted: writes succeed.
-    perms = sf.query(f"SELECT Id, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions "
+    perms = admin.query(f"SELECT Id, Field, PermissionsRead, PermissionsEdit FROM FieldPermissions "
                      f"WHERE ParentId = '{permission_set}'")["records"]
     assert perms[0]["Field"] == "Contact.CLM_Lead_Score__c" and perms[0]["PermissionsEdit"] is False
-    sf.restful(f"sobjects/FieldPermissions/{perms[0]['Id']}", method="PATCH", json={"PermissionsEdit": True})
+    admin.restful(f"sobjects/FieldPermissions/{perms[0]['Id']}", method="PATCH", json={"PermissionsEdit": True})
     results = sf.restful("composite/sobjects", method="PATCH", json={"records": [
         {"attributes": {"type": "Contact"}, "Id": record_id, "CLM_Lead_Score__c": 50.125}]})
     assert isinstance(results, list) and results[0]["success"] is True
     assert sf.Contact.get(record_id)["CLM_Lead_Score__c"] == 50.13
 
 
-def test_revoking_read_deletes_the_permission_row(sandbox: Sandbox, sf: Salesforce) -> None:
-    create_field(sf, SCORE)
-    grant(sf, "Contact.CLM_Lead_Score__c", edit=True)
+def test_revoking_read_deletes_the_permission_row(sandbox: Sandbox, admin: Salesforce) -> None:
+    create_field(admin, SCORE)
+    grant(admin, "Contact.CLM_Lead_Score__c", edit=True)
     assert sandbox.org.field_access("Contact", "CLM_Lead_Score__c") == (True, True)
-    row = sf.query("SELECT Id FROM FieldPermissions WHERE Field = 'Contact.CLM_Lead_Score__c'")["records"][0]
-    sf.restful(f"sobjects/FieldPermissions/{row['Id']}", method="PATCH",
+    row = admin.query("SELECT Id FROM FieldPermissions WHERE Field = 'Contact.CLM_Lead_Score__c'")["records"][0]
+    admin.restful(f"sobjects/FieldPermissions/{row['Id']}", method="PATCH",
                json={"PermissionsRead": False, "PermissionsEdit": False})
-    assert sf.query("SELECT COUNT() FROM FieldPermissions WHERE Field = 'Contact.CLM_Lead_Score__c'")["totalSize"] == 0
+    count = admin.query("SELECT COUNT() FROM FieldPermissions WHERE Field = 'Contact.CLM_Lead_Score__c'")
+    assert count["totalSize"] == 0
     assert sandbox.org.field_access("Contact", "CLM_Lead_Score__c") == (False, False)
 
 
@@ -137,32 +138,32 @@ def test_revoking_read_deletes_the_permission_row(sandbox: Sandbox, sf: Salesfor
     ({"SobjectType": "Contact", "Field": "Contact.CLM_Stage__c", "PermissionsEdit": True},
      "FIELD_INTEGRITY_EXCEPTION"),
 ])
-def test_field_permission_errors(sf: Salesforce, body: dict[str, Any], code: str) -> None:
-    create_field(sf, STAGE)
-    permission_set = sf.restful("sobjects/PermissionSet", method="POST", json={"Name": "P", "Label": "P"})
+def test_field_permission_errors(admin: Salesforce, body: dict[str, Any], code: str) -> None:
+    create_field(admin, STAGE)
+    permission_set = admin.restful("sobjects/PermissionSet", method="POST", json={"Name": "P", "Label": "P"})
     assert isinstance(permission_set, dict)
     with pytest.raises(SalesforceMalformedRequest) as exc:
-        sf.restful("sobjects/FieldPermissions", method="POST", json={"ParentId": permission_set["id"], **body})
+        admin.restful("sobjects/FieldPermissions", method="POST", json={"ParentId": permission_set["id"], **body})
     assert exc.value.content[0]["errorCode"] == code
 
 
-def test_duplicate_permission_and_assignment(sandbox: Sandbox, sf: Salesforce) -> None:
-    create_field(sf, STAGE)
-    permission_set = grant(sf, "Contact.CLM_Stage__c", edit=True)
+def test_duplicate_permission_and_assignment(sandbox: Sandbox, admin: Salesforce) -> None:
+    create_field(admin, STAGE)
+    permission_set = grant(admin, "Contact.CLM_Stage__c", edit=True)
     with pytest.raises(SalesforceMalformedRequest) as exc:
-        sf.restful("sobjects/FieldPermissions", method="POST", json={
+        admin.restful("sobjects/FieldPermissions", method="POST", json={
             "ParentId": permission_set, "SobjectType": "Contact", "Field": "Contact.CLM_Stage__c",
             "PermissionsRead": True})
     assert exc.value.content[0]["errorCode"] == "DUPLICATE_VALUE"
-    assignments = sf.query(f"SELECT Id, PermissionSet.Name, PermissionSet.IsOwnedByProfile FROM "
+    assignments = admin.query(f"SELECT Id, PermissionSet.Name, PermissionSet.IsOwnedByProfile FROM "
                            f"PermissionSetAssignment WHERE AssigneeId = '{sandbox.org.store.org.user_id}'")
     assert {r["PermissionSet"]["Name"] for r in assignments["records"]} >= {"CLM_Integration"}
     assert any(r["PermissionSet"]["IsOwnedByProfile"] for r in assignments["records"])
 
 
-def test_picklist_values_are_enforced_and_can_be_added(sandbox: Sandbox, sf: Salesforce) -> None:
-    field_id = create_field(sf, STAGE)["id"]
-    grant(sf, "Contact.CLM_Stage__c", edit=True)
+def test_picklist_values_are_enforced_and_can_be_added(sandbox: Sandbox, sf: Salesforce, admin: Salesforce) -> None:
+    field_id = create_field(admin, STAGE)["id"]
+    grant(admin, "Contact.CLM_Stage__c", edit=True)
     record_id = sandbox.contact_ids()[0]
     update = {"records": [{"attributes": {"type": "Contact"}, "Id": record_id, "CLM_Stage__c": "churned"}]}
     results = sf.restful("composite/sobjects", method="PATCH", json=update)
@@ -171,7 +172,7 @@ def test_picklist_values_are_enforced_and_can_be_added(sandbox: Sandbox, sf: Sal
     metadata = dict(STAGE["Metadata"])  # type: ignore[arg-type]
     metadata["valueSet"] = {"restricted": True, "valueSetDefinition": {"value": [
         {"fullName": v, "label": v} for v in ("lead", "customer", "churned")]}}
-    sf.toolingexecute(f"sobjects/CustomField/{field_id}", method="PATCH", data={"Metadata": metadata})
+    admin.toolingexecute(f"sobjects/CustomField/{field_id}", method="PATCH", data={"Metadata": metadata})
     results = sf.restful("composite/sobjects", method="PATCH", json=update)
     assert isinstance(results, list) and results[0]["success"] is True
     described = next(f for f in sf.Contact.describe()["fields"] if f["name"] == "CLM_Stage__c")
@@ -179,11 +180,11 @@ def test_picklist_values_are_enforced_and_can_be_added(sandbox: Sandbox, sf: Sal
     assert described["custom"] is True and described["restrictedPicklist"] is True
 
 
-def test_tooling_full_name_needs_a_single_row(sf: Salesforce) -> None:
-    create_field(sf, STAGE)
-    create_field(sf, SCORE)
+def test_tooling_full_name_needs_a_single_row(admin: Salesforce) -> None:
+    create_field(admin, STAGE)
+    create_field(admin, SCORE)
     with pytest.raises(SalesforceMalformedRequest) as exc:
-        sf.toolingexecute("query/?q=SELECT+Id,FullName+FROM+CustomField")
+        admin.toolingexecute("query/?q=SELECT+Id,FullName+FROM+CustomField")
     assert "no more than one row" in exc.value.content[0]["message"]
 
 

@@ -1,0 +1,326 @@
+"""Choose the repeat-purchase model by its error on a holdout period, the way the BTYD literature compares
+models (Schmittlein, Morrison & Colombo 1987; Fader, Hardie & Lee 2005; Batislam, Denizel & Filiztekin
+2007).
+
+Each customer's history is split at a calibration date. Every eligible model (BG/NBD, MBG/NBD, Pareto/NBD)
+is fitted on the calibration summary and predicts each customer's repeat transactions in the holdout
+period (its conditional expectation given the calibration history). The predictions are scored against
+what the customers actually did: mean absolute and root mean squared error per customer, error of the
+total, and the conditional-expectations table by calibration frequency (the papers' Figure of actual vs
+predicted mean holdout transactions for customers with 0, 1, ..., 7+ calibration repeat purchases). The
+model with the lowest error under the chosen criterion wins; a model that cannot be fitted is reported
+with the reason and never chosen. Only continuous-time models compete: BG/BB needs discrete opportunities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from core.clv.bgnbd import BgNbdFit, fit_bgnbd
+from core.clv.mbgnbd import fit_mbgnbd
+from core.clv.paretonbd import fit_pareto_nbd
+from core.clv.summary import DAYS_PER_UNIT, SECONDS_PER_DAY, TimeUnit, TransactionSummary, summarize
+from core.errors import FitError
+
+FloatArray = npt.NDArray[np.float64]
+ModelName = Literal["bgnbd", "mbgnbd", "pareto_nbd"]
+Criterion = Literal["mae", "rmse", "total"]
+
+MODELS: tuple[ModelName, ...] = ("bgnbd", "mbgnbd", "pareto_nbd")
+LABELS: dict[str, str] = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
+
+
+class PurchaseParams(Protocol):
+    """What selection and scoring need from a fitted repeat-purchase model's parameters."""
+
+    def p_alive(self, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
+        """P(alive at T | x, t_x, T)."""
+        ...
+
+    def conditional_expected_purchases(
+        self, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
+    ) -> FloatArray:
+        """E[Y(t) | x, t_x, T]."""
+        ...
+
+    def expected_purchases_if_alive(self, t: npt.ArrayLike, x: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
+        """E[Y(t) | alive at T, x, T], the factor of E[Y(t) | x, t_x, T] that does not depend on t_x."""
+        ...
+
+
+@dataclass(frozen=True)
+class PurchaseModelFit:
+    """One fitted repeat-purchase model, whichever it is: parameters named as in its paper."""
+
+    model: ModelName
+    params: PurchaseParams
+    parameters: dict[str, float]
+    log_likelihood: float
+    iterations: int
+
+
+def fit_purchase_model(
+    model: ModelName,
+    x: npt.ArrayLike,
+    t_x: npt.ArrayLike,
+    T: npt.ArrayLike,
+    weights: npt.ArrayLike | None = None,
+) -> PurchaseModelFit:
+    """Fit ``model`` ("bgnbd", "mbgnbd" or "pareto_nbd") to (x, t_x, T); raises FitError as the model does."""
+    fitter = _FITTERS.get(model)
+    if fitter is None:
+        raise ValueError(f"unknown purchase model {model!r}; choose one of {', '.join(MODELS)}")
+    return fitter(x, t_x, T, weights)
+
+
+def describe_bgnbd(fit: BgNbdFit) -> PurchaseModelFit:
+    """The model-independent view of a BG/NBD fit."""
+    p = fit.params
+    named = {"r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b}
+    return PurchaseModelFit("bgnbd", p, named, fit.log_likelihood, fit.iterations)
+
+
+def _fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, w: npt.ArrayLike | None) -> PurchaseModelFit:
+    return describe_bgnbd(fit_bgnbd(x, t_x, T, weights=w))
+
+
+def _fit_mbgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, w: npt.ArrayLike | None) -> PurchaseModelFit:
+    fit = fit_mbgnbd(x, t_x, T, weights=w)
+    p = fit.params
+    named = {"r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b}
+    return PurchaseModelFit("mbgnbd", p, named, fit.log_likelihood, fit.iterations)
+
+
+def _fit_pareto(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, w: npt.ArrayLike | None) -> PurchaseModelFit:
+    fit = fit_pareto_nbd(x, t_x, T, weights=w)
+    p = fit.params
+    named = {"r": p.r, "alpha": p.alpha, "s": p.s, "beta": p.beta}
+    return PurchaseModelFit("pareto_nbd", p, named, fit.log_likelihood, fit.iterations)
+
+
+_FITTERS: dict[str, Callable[[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, npt.ArrayLike | None], PurchaseModelFit]] = {
+    "bgnbd": _fit_bgnbd,
+    "mbgnbd": _fit_mbgnbd,
+    "pareto_nbd": _fit_pareto,
+}
+
+
+@dataclass(frozen=True)
+class ModelScore:
+    """One model's holdout performance. ``fit`` is None (and ``error`` says why) when it could not be fitted;
+    its errors are then NaN. ``total_error`` is predicted minus actual; ``relative_total_error`` its share of
+    the actual total."""
+
+    model: ModelName
+    fit: PurchaseModelFit | None
+    error: str | None
+    predicted_total: float
+    mae: float
+    rmse: float
+    total_error: float
+    relative_total_error: float
+
+    def criterion_value(self, criterion: Criterion) -> float:
+        """The error that ``criterion`` minimises (NaN when unfitted)."""
+        if criterion == "mae":
+            return self.mae
+        if criterion == "rmse":
+            return self.rmse
+        return abs(self.total_error)
+
+
+@dataclass(frozen=True)
+class FrequencyRow:
+    """Customers with one calibration frequency (the last row: that many or more), their mean actual holdout
+    transactions and each fitted model's mean prediction (keyed by model name)."""
+
+    label: str
+    customers: int
+    actual: float
+    predicted: dict[str, float]
+
+
+@dataclass(frozen=True)
+class HoldoutReport:
+    """The comparison of the models on one calibration/holdout split, and the model it chose.
+
+    Times are epoch seconds; ``holdout_length`` is in ``unit``. ``chosen`` is None when no model could be
+    fitted (then every score's ``error`` says why).
+    """
+
+    calibration_end: float
+    holdout_end: float
+    unit: TimeUnit
+    holdout_length: float
+    n_customers: int
+    actual_total: float
+    criterion: Criterion
+    chosen: ModelName | None
+    scores: tuple[ModelScore, ...]
+    by_frequency: tuple[FrequencyRow, ...]
+
+    def score(self, model: ModelName) -> ModelScore:
+        """The score of ``model`` (KeyError if it was not compared)."""
+        for entry in self.scores:
+            if entry.model == model:
+                return entry
+        raise KeyError(model)
+
+    def table(self) -> str:
+        """The comparison as plain text: one line per model, then the conditional expectations by frequency."""
+        lines = [
+            f"holdout comparison: calibration to {_date(self.calibration_end)}, holdout to {_date(self.holdout_end)} "
+            f"({self.holdout_length:g} {self.unit}), {self.n_customers:,} customers, "
+            f"actual {self.actual_total:,.0f} repeat transactions; criterion {self.criterion}",
+            f"{'model':<11} {'log-lik':>10} {'predicted':>10} {'error':>8} {'MAE':>7} {'RMSE':>7}",
+        ]
+        for s in self.scores:
+            if s.fit is None:
+                lines.append(f"{LABELS[s.model]:<11} not fitted: {s.error}")
+                continue
+            mark = "  <- chosen" if s.model == self.chosen else ""
+            lines.append(
+                f"{LABELS[s.model]:<11} {s.fit.log_likelihood:>10.1f} {s.predicted_total:>10.1f} "
+                f"{s.relative_total_error:>+8.1%} {s.mae:>7.3f} {s.rmse:>7.3f}{mark}"
+            )
+        fitted = [s.model for s in self.scores if s.fit is not None]
+        lines.append("mean holdout transactions by calibration frequency:")
+        lines.append(f"{'x':>3} {'customers':>9} {'actual':>7} " + " ".join(f"{LABELS[m]:>10}" for m in fitted))
+        for row in self.by_frequency:
+            predicted = " ".join(f"{row.predicted[m]:>10.3f}" for m in fitted)
+            lines.append(f"{row.label:>3} {row.customers:>9} {row.actual:>7.3f} {predicted}")
+        return "\n".join(lines)
+
+
+def compare_by_holdout(
+    customer: npt.ArrayLike,
+    time: npt.ArrayLike,
+    amount: npt.ArrayLike,
+    n_customers: int,
+    calibration_end: float,
+    holdout_end: float,
+    *,
+    unit: TimeUnit = "weeks",
+    birth: npt.ArrayLike | None = None,
+    models: Sequence[ModelName] = MODELS,
+    criterion: Criterion = "mae",
+    max_frequency: int = 7,
+) -> HoldoutReport:
+    """Split raw purchases (as :func:`~core.clv.summarize` takes them) at ``calibration_end``, fit ``models`` on
+    the calibration period and score their forecasts of each customer's repeat transactions (distinct
+    purchase days) in (``calibration_end``, ``holdout_end``].
+
+    Only customers with a purchase by ``calibration_end`` are scored: the models say nothing about
+    customers not yet acquired.
+    """
+    if not holdout_end > calibration_end:
+        raise ValueError("holdout_end must be after calibration_end")
+    calibration = summarize(customer, time, amount, n_customers, calibration_end, unit=unit, birth=birth)
+    later = summarize(customer, time, amount, n_customers, holdout_end, unit=unit, birth=birth)
+    holdout = (later.purchase_count - calibration.purchase_count).astype(np.float64)
+    days = math.floor(holdout_end / SECONDS_PER_DAY) - math.floor(calibration_end / SECONDS_PER_DAY)
+    return score_holdout(
+        calibration,
+        holdout,
+        days / DAYS_PER_UNIT[unit],
+        holdout_end=holdout_end,
+        models=models,
+        criterion=criterion,
+        max_frequency=max_frequency,
+    )
+
+
+def score_holdout(
+    calibration: TransactionSummary,
+    holdout_transactions: npt.ArrayLike,
+    holdout_length: float,
+    *,
+    holdout_end: float = float("nan"),
+    models: Sequence[ModelName] = MODELS,
+    criterion: Criterion = "mae",
+    max_frequency: int = 7,
+) -> HoldoutReport:
+    """Fit ``models`` on ``calibration`` and score their forecasts of ``holdout_transactions`` (per customer,
+    aligned with the summary) over the next ``holdout_length`` time units; see :func:`compare_by_holdout`."""
+    if criterion not in ("mae", "rmse", "total"):
+        raise ValueError(f"criterion must be 'mae', 'rmse' or 'total', not {criterion!r}")
+    if not models:
+        raise ValueError("no model to compare")
+    if max_frequency < 1:
+        raise ValueError("max_frequency must be >= 1")
+    scored = calibration.has_purchase
+    x = calibration.frequency[scored].astype(np.float64)
+    t_x, T = calibration.recency[scored], calibration.T[scored]
+    actual = np.asarray(holdout_transactions, dtype=np.float64)[scored]
+    actual_total = float(actual.sum())
+    bucket = np.minimum(x, max_frequency).astype(np.intp)
+    customers = np.bincount(bucket, minlength=max_frequency + 1)
+
+    scores: list[ModelScore] = []
+    means: dict[str, FloatArray] = {}
+    for model in models:
+        try:
+            fit = fit_purchase_model(model, x, t_x, T)
+        except FitError as error:
+            nan = float("nan")
+            scores.append(ModelScore(model, None, error.message, nan, nan, nan, nan, nan))
+            continue
+        predicted = fit.params.conditional_expected_purchases(holdout_length, x, t_x, T)
+        residual = predicted - actual
+        total_error = float(residual.sum())
+        scores.append(
+            ModelScore(
+                model=model,
+                fit=fit,
+                error=None,
+                predicted_total=float(predicted.sum()),
+                mae=float(np.mean(np.abs(residual))) if len(residual) else 0.0,
+                rmse=float(np.sqrt(np.mean(residual**2))) if len(residual) else 0.0,
+                total_error=total_error,
+                relative_total_error=total_error / actual_total if actual_total > 0 else float("nan"),
+            )
+        )
+        means[model] = _bucket_means(predicted, bucket, customers)
+
+    actual_means = _bucket_means(actual, bucket, customers)
+    rows = tuple(
+        FrequencyRow(
+            label=f"{k}+" if k == max_frequency else str(k),
+            customers=int(customers[k]),
+            actual=float(actual_means[k]),
+            predicted={m: float(v[k]) for m, v in means.items()},
+        )
+        for k in range(max_frequency + 1)
+        if customers[k] > 0
+    )
+    candidates = [s for s in scores if s.fit is not None]
+    # min() keeps the first of equal errors, so ties go to the earlier model in ``models``.
+    chosen = min(candidates, key=lambda s: s.criterion_value(criterion)).model if candidates else None
+    return HoldoutReport(
+        calibration_end=calibration.as_of,
+        holdout_end=holdout_end,
+        unit=calibration.unit,
+        holdout_length=float(holdout_length),
+        n_customers=int(np.count_nonzero(scored)),
+        actual_total=actual_total,
+        criterion=criterion,
+        chosen=chosen,
+        scores=tuple(scores),
+        by_frequency=rows,
+    )
+
+
+def _bucket_means(values: FloatArray, bucket: npt.NDArray[np.intp], counts: npt.NDArray[np.int64]) -> FloatArray:
+    sums = np.bincount(bucket, weights=values, minlength=len(counts))
+    return np.asarray(np.divide(sums, counts, out=np.full(len(counts), np.nan), where=counts > 0), dtype=np.float64)
+
+
+def _date(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d") if math.isfinite(epoch) else "?"
