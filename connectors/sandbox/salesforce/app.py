@@ -68,6 +68,8 @@ to 59.0."""
 
 DEFAULT_API_VERSION = "59.0"
 DEFAULT_DAILY_LIMIT = 100_000
+#: Seconds every Bulk job stays queued (see :mod:`connectors.sandbox.salesforce.bulk`).
+DEFAULT_BULK_DELAY = 0.2
 
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(/.*)?$")
 _SOAP = re.compile(r"^/services/Soap/u/(\d+\.\d)(/.*)?$")
@@ -87,7 +89,7 @@ class SalesforceEmulator:
     """
 
     def __init__(self, *, credentials: Credentials | None = None, daily_api_limit: int | None = DEFAULT_DAILY_LIMIT,
-                 clock: Callable[[], datetime] | None = None, bulk_delay: float = 0.0,
+                 clock: Callable[[], datetime] | None = None, bulk_delay: float = DEFAULT_BULK_DELAY,
                  session_ttl: timedelta | None = timedelta(hours=2), max_query_cursors: int = 10,
                  access_token: str | None = None, fault_seed: int = 0, org_name: str = "crm-lifecycle sandbox",
                  is_sandbox: bool = False, base_url: str | None = None, late_commits: float = 0.02) -> None:

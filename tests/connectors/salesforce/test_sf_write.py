@@ -272,9 +272,10 @@ def test_bulk_ingest_reports_and_writes_what_collections_do(tls_dir: Path) -> No
     assert value(orgs[1], ids[7], STAGE) is None and value(orgs[1], ids[8], STAGE) == "customer"
     for org in orgs:
         assert org.emulator.max_writes_per_field() == 1 and org.emulator.internal_errors == []
-    # One job instead of 20 requests of 200: create, upload, close, poll, three result sets.
+    # One job instead of 20 requests of 200: create, upload, close, a few polls while it is queued, three
+    # result sets, delete.
     assert orgs[1].emulator.request_counts[PATCH] == 0 and conns[1].reader.bulk_jobs == 1
-    assert sum(orgs[1].emulator.request_counts.values()) <= 10 < orgs[0].emulator.request_counts[PATCH]
+    assert sum(orgs[1].emulator.request_counts.values()) <= 15 < orgs[0].emulator.request_counts[PATCH]
 
 
 def test_token_auth_with_an_expired_session_fails_with_a_hint(small: Org) -> None:

@@ -142,7 +142,7 @@ def test_a_failed_ingest_job_keeps_what_it_wrote_and_only_the_rest_is_sent_again
 
 
 def test_a_queued_bulk_query_job_is_aborted_at_the_deadline_and_deleted(tls_dir: Path) -> None:
-    org = generated(300, tls_dir, bulk_delay=60.0)  # the job stays queued for a minute of the org's clock
+    org = generated(300, tls_dir, bulk_delay=60.0)  # the job stays queued for a minute
     try:
         conn = ready(org, bulk_threshold=10)
         conn.transport.deadline = time.monotonic() + 0.5
