@@ -57,7 +57,7 @@ from core.models import Contact, Deal
 from sync.runner import output_specs
 
 SPECS = output_specs(ClmConfig())
-API = "59.0"
+API = str(SalesforceConfig.model_fields["api_version"].default)
 AS_OF = datetime(2026, 1, 1, tzinfo=UTC)
 BATCH = 200
 THREADS = 4

@@ -68,7 +68,7 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
     meddic = {**ClmConfig().meddic.model_dump(), **raw.get("meddic", {})}
     raw["meddic"] = {k: deal_fields.get(v, v) if v else v for k, v in meddic.items()}
     raw["crm"] = {"kind": "salesforce"}
-    raw["salesforce"] = {"auth": "token", "api_version": "59.0", **salesforce}
+    raw["salesforce"] = {"auth": "token", **salesforce}
     raw.pop("hubspot", None)
     raw["sync"]["state_path"] = str(state_path)
     return parse_config(raw, "salesforce demo")
@@ -296,7 +296,7 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         click.echo(f"Salesforce sandbox: {info['instance_url']}\n"
                    f"  export SF_INSTANCE_URL={info['instance_url']} SF_ACCESS_TOKEN='{info['session_id']}' "
                    f"REQUESTS_CA_BUNDLE={Path(info['ca_path']).resolve()}\n"
-                   "  in clm.toml: [salesforce] auth = \"token\", api_version = \"59.0\"\n"
+                   "  in clm.toml: [salesforce] auth = \"token\"\n"
                    f"  or, as an unattended job logs in (the sandbox URL stands for your My Domain): export "
                    f"SF_CONSUMER_KEY='{info['consumer_key']}' SF_CONSUMER_SECRET='{info['consumer_secret']}' and "
                    "[salesforce] auth = \"client_credentials\", consumer_key_env = \"SF_CONSUMER_KEY\", "

@@ -29,14 +29,14 @@ from connectors.sandbox.generator import GeneratedData, generate
 from connectors.sandbox.salesforce import SalesforceEmulator, client_session, start_salesforce_sandbox
 from connectors.sandbox.salesforce.seed import SeedResult
 from connectors.sandbox.server import SandboxServer
-from core.config import ClmConfig
+from core.config import ClmConfig, SalesforceConfig
 from core.engine import enrich
 from core.models import Contact, Deal
 from sync.planner import same
 from sync.runner import SyncOptions, SyncRunner, output_specs
 from sync.state import SQLiteState
 
-WRITES = "/services/data/v59.0/composite/sobjects"
+WRITES = f"/services/data/v{SalesforceConfig.model_fields['api_version'].default}/composite/sobjects"
 
 
 @dataclass
