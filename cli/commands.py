@@ -28,9 +28,9 @@ from cli.output import (
     say,
 )
 from core.config import ClmConfig
-from core.errors import ClmError, UsageError
+from core.errors import ClmError, ConnectorError, UsageError
 from core.redact import redact, redact_values
-from sync import exports
+from sync import exports, preflight
 from sync.runner import Progress as ProgressCallback
 from sync.runner import RunSummary, SyncOptions, output_specs
 
@@ -80,7 +80,10 @@ def check(config_path: Path, as_json: bool) -> None:
     try:
         connector = wiring.build_connector(config)
         lines.append({"name": "credentials in the environment", "ok": True, "detail": "", "fix": ""})
-        lines.extend(r.__dict__ for r in connector.check(output_specs(config)))
+        results = connector.check(output_specs(config))
+        lines.extend(r.__dict__ for r in results)
+        if results and results[0].ok:  # the CRM is reachable with these credentials: its properties can be listed
+            lines.extend(_property_checks(config, connector))
     except ClmError as exc:
         lines.append({"name": "credentials in the environment", "ok": False, "detail": exc.message,
                       "fix": exc.hint or ""})
@@ -95,6 +98,23 @@ def check(config_path: Path, as_json: bool) -> None:
     _print_checks(lines, as_json)
     if not all(line["ok"] for line in lines):
         sys.exit(exit_code)
+
+
+def _property_checks(config: ClmConfig, connector: Any) -> list[dict[str, Any]]:
+    """One line per object type: every configured property exists in the CRM (see :mod:`sync.preflight`)."""
+    try:
+        missing = preflight.missing_properties(config, connector)
+    except ClmError as exc:
+        return [{"name": "configured properties readable", "ok": False, "detail": exc.message,
+                 "fix": exc.hint or ""}]
+    out = []
+    for object_type in ("contact", "deal"):
+        mine = [m for m in missing if m.object_type == object_type]
+        out.append({"name": f"configured {object_type} properties exist in the CRM", "ok": not mine,
+                    "detail": "; ".join(m.describe() for m in mine), "missing": [m.__dict__ for m in mine],
+                    "fix": "correct the names under [data] (the CRM's internal names), or create the properties"
+                    if mine else ""})
+    return out
 
 
 def _print_checks(lines: list[dict[str, Any]], as_json: bool) -> None:
@@ -186,9 +206,10 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
     if summary.planned_fields:
         fields_text = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.planned_fields.items()))
         say(f"  plan: {summary.planned_records:,} records to update ({fields_text})")
-    else:
+    elif summary.planned:
         say("  plan: nothing to write — the CRM is up to date")
-    if "dry-run" not in summary.mode:
+    # A pull, or a run stopped before it planned, wrote nothing and has nothing to say about writing.
+    if summary.planned and "dry-run" not in summary.mode:
         say(f"  wrote {summary.written_records:,} records in {summary.write_calls:,} calls; "
             f"{summary.rejected_count:,} rejected, {summary.gone:,} gone, {summary.already_current:,} already current")
     say(f"  API: {summary.api_calls:,} calls, {summary.retries:,} retries ({summary.throttled:,} throttled)")
@@ -268,13 +289,16 @@ def score(config_path: Path, output: Path, no_pull: bool, as_json: bool) -> None
         say(f"wrote {len(rows):,} contacts' scores to {output}")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @config_option
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, help="How many runs to list, newest first.")
 @json_option
+@click.pass_context
 @handles_errors
-def runs(config_path: Path, limit: int, as_json: bool) -> None:
-    """The run history: when, what mode, what it did."""
+def runs(ctx: click.Context, config_path: Path, limit: int, as_json: bool) -> None:
+    """The run history: when, what mode, what it did (`clm runs show N` for one run's records)."""
+    if ctx.invoked_subcommand is not None:
+        return
     config = wiring.load(config_path)
     state = wiring.open_state(config)
     history = state.runs(limit)
@@ -282,10 +306,102 @@ def runs(config_path: Path, limit: int, as_json: bool) -> None:
         emit_json([{"id": r.id, "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
                     "mode": r.mode, "summary": r.summary} for r in history])
         return
-    table = Table("run", "started", "mode", "status", "pulled", "written", "rejected", "seconds")
+    # Sized for an 80-column terminal: a column rich must squeeze is cut to "…", which hid dates and modes.
+    table = Table("run", "started (UTC)", "mode", "status", "contacts", "deals", "written", "rejected", "s",
+                  box=None, pad_edge=False)
     for r in history:
         s = r.summary
-        table.add_row(str(r.id), literal(r.started_at[:19]), literal(r.mode), literal(r.status),
-                      f"{s.get('pulled_contacts', 0):,}", f"{s.get('written_records', 0):,}",
-                      f"{s.get('rejected_count', 0):,}", f"{s.get('seconds', 0):.1f}")
+        table.add_row(str(r.id), literal(r.started_at[:16].replace("T", " ")), literal(_short_mode(r.mode)),
+                      literal(r.status), f"{s.get('pulled_contacts', 0):,}", f"{s.get('pulled_deals', 0):,}",
+                      f"{s.get('written_records', 0):,}", f"{s.get('rejected_count', 0):,}",
+                      f"{s.get('seconds', 0):.0f}")
     console.print(table)
+
+
+def _short_mode(mode: str) -> str:
+    return mode.replace("incremental", "incr.").replace("dry-run ", "dry ")
+
+
+@runs.command("show")
+@click.argument("run_id", type=int)
+@config_option
+@json_option
+@handles_errors
+def runs_show(run_id: int, config_path: Path, as_json: bool) -> None:
+    """One run in detail: its counts, problems, and the records it could not write — rejected (with the CRM's
+    reason) and conflicting (edited in the CRM since we wrote them)."""
+    config = wiring.load(config_path)
+    record = wiring.open_state(config).run(run_id)
+    s = record.summary
+    # The summary keeps the first records of each kind (sync.runner.MAX_LISTED); the counts are complete.
+    rejected: list[dict[str, Any]] = list(s.get("rejected") or [])
+    conflicts: list[dict[str, Any]] = list(s.get("conflict_samples") or [])
+    detail = {"id": record.id, "started_at": record.started_at, "finished_at": record.finished_at,
+              "status": record.status, "mode": record.mode, "as_of": record.as_of, "summary": s,
+              "rejected": rejected, "conflicts": conflicts}
+    if as_json:
+        emit_json(redact_values(detail))
+        return
+    say(f"run {record.id} ({record.status}, {record.mode}) started {record.started_at[:19]}, as of "
+        f"{record.as_of[:19]}")
+    say(f"  pulled {s.get('pulled_contacts', 0):,} contacts and {s.get('pulled_deals', 0):,} deals; planned "
+        f"{s.get('planned_records', 0):,}; wrote {s.get('written_records', 0):,}; rejected "
+        f"{s.get('rejected_count', 0):,}; conflicts {s.get('conflicts', 0):,}; held back {s.get('held_back', 0):,}")
+    if s.get("message"):
+        say(f"  {redact(str(s['message']))}")
+    for problem in s.get("problems") or []:
+        say("  ", ("problem", "yellow"), f" {redact(str(problem))}")
+    _listing("rejected", "red", [f"{r['record_id']} {r.get('field') or ''}: {redact(str(r['reason']))}"
+                                 for r in rejected])
+    _listing("conflict", "yellow", [f"{c['record_id']} {c['field']}: CRM has {c['crm']!r}, we wrote "
+                                    f"{c['we_wrote']!r}, we want {c['we_want']!r}" for c in conflicts])
+
+
+def _listing(label: str, colour: str, lines: list[str]) -> None:
+    for line in lines:
+        say("  ", (label, colour), f" {line}")
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The local state file: mirror, cursors, what we wrote, run history."""
+
+
+@state_group.command("rebind")
+@config_option
+@click.option("--yes", is_flag=True, help="Confirm the state file's account and the configured one are the same.")
+@json_option
+@handles_errors
+def state_rebind(config_path: Path, yes: bool, as_json: bool) -> None:
+    """Bind the state file to the configured CRM URL, for the same account reached under a new URL (a sandbox
+    restarted on another port, a corrected base_url), keeping the mirror and what was written.
+
+    For another account, do not rebind: give it its own sync.state_path instead.
+    """
+    from sync.state import bound_connection, rebind
+
+    config = wiring.load(config_path)
+    path = config.sync.state_path
+    new = wiring.connection_id(config)
+    old = bound_connection(path)
+    if old is None or old == new:
+        if as_json:
+            emit_json({"ok": True, "path": str(path), "connection": new, "changed": False})
+        else:
+            say(f"{path} already belongs to {new}" if old else f"{path} does not exist yet; nothing to rebind")
+        return
+    if not yes:
+        raise UsageError(f"{path} belongs to {old}; this configuration connects to {new}",
+                         hint="if both are the same CRM account, run `clm state rebind --yes`; for another account "
+                              "set sync.state_path to a new file (rebinding would mix two accounts' records)")
+    # The new URL must answer with these credentials: a rebind to an address that does not work helps nobody.
+    reached = wiring.build_connector(config).check([])
+    if not reached or not reached[0].ok:
+        failed = reached[0] if reached else None
+        raise ConnectorError(f"the CRM at the new URL did not answer: {failed.detail if failed else 'no answer'}",
+                             hint=(failed.fix if failed else "") or "run `clm check`; the state file is unchanged")
+    rebind(path, new)
+    if as_json:
+        emit_json({"ok": True, "path": str(path), "connection": new, "previous": old, "changed": True})
+    else:
+        say(f"{path} now belongs to {new} (was {old}); the next run resumes from its mirror")

@@ -10,6 +10,7 @@ import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from cli import wiring
 from cli.commands import config_option, progress_bars, show_summary
 from cli.main import cli, starter_config
 from cli.output import console, emit_json, handles_errors, json_option, literal, say, styled
-from cli.report import print_terminal, render_html
+from cli.report import comparison, print_comparison, print_terminal, render_html
 from connectors.base import Connector
 from core.config import ClmConfig, parse_config
 from core.errors import UsageError
@@ -235,9 +236,14 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
     if html_path:
         exports.write_text(html_path, render_html(run, before))
     if as_json:
-        emit_json({"run": run.id, "metrics": run.metrics, "html": str(html_path) if html_path else None})
+        payload: dict[str, Any] = {"run": run.id, "metrics": run.metrics, "html": str(html_path) if html_path else None}
+        if before is not None:
+            payload["compare"] = {"before": before.id, "after": run.id, "changes": comparison(before, run)}
+        emit_json(payload)
     else:
         print_terminal(run, console)
+        if before is not None:
+            print_comparison(before, run, console)
         if html_path:
             say(f"wrote {html_path}")
 
@@ -255,9 +261,18 @@ def sandbox() -> None:
 @click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, help="Enforce HubSpot's limits.")
 @click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".clm/sandbox"),
               show_default=True, help="Certificates and the HubSpot sandbox's saved data.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="HubSpot sandbox port (default: the one it had last time in --state, else any free port).")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Date the generated data ends at (default: today), so a project's runs see it as current.")
 @handles_errors
-def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool, state_dir: Path) -> None:
-    """Run the sandbox CRM(s) on loopback until interrupted; prints the URLs and tokens to use."""
+def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool, state_dir: Path,
+                  port: int | None, as_of: datetime | None) -> None:
+    """Run the sandbox CRM(s) on loopback until interrupted; prints the URLs and tokens to use.
+
+    The HubSpot sandbox keeps its data in --state (saved when it stops) and comes back on the same port with it,
+    so a project pointed at it keeps working across restarts; delete the folder to start afresh.
+    """
     from connectors.sandbox.generator import generate
     from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
     from connectors.sandbox.hubspot import connection_info as hubspot_info
@@ -276,13 +291,31 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
             raise UsageError("CDNOW_sample.txt was not found next to the repository (../shared/data)")
         contacts, deals = load_cdnow(path)
     else:
-        data = generate(size, seed=seed)
+        # Dated today unless asked: data ending on a fixed past date looks all churned next to runs made today.
+        end = (as_of or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+        data = generate(size, seed=seed, as_of=end)
         contacts, deals = data.contact_records(), data.deal_records()
     servers = []
+    saved: list[tuple[Any, Path]] = []
     if crm in ("hubspot", "both"):
-        server, emulator = start_hubspot_sandbox(contacts, deals,
-                                                 rate_limits=RateLimits() if rate_limit else RateLimits.off())
+        db, port_file = state_dir / "hubspot.sqlite", state_dir / "hubspot.port"
+        if port is None and port_file.exists():
+            port = int(port_file.read_text().strip() or 0)
+        restored = db.exists()
+        try:
+            server, emulator = start_hubspot_sandbox(
+                *(((), ()) if restored else (contacts, deals)), db_path=db if restored else None, port=port or 0,
+                rate_limits=RateLimits() if rate_limit else RateLimits.off())
+        except OSError as exc:
+            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                             hint="another sandbox may be running there; stop it, or pass --port") from None
         servers.append(server)
+        saved.append((emulator, db))
+        port_file.write_text(f"{server.port}\n", encoding="utf-8")
+        if not restored:
+            emulator.save(db)  # at once too: a sandbox killed without Ctrl-C still comes back with its data
+        if restored:
+            click.echo(f"HubSpot sandbox: restored the data saved in {db}")
         info = hubspot_info(server, emulator)
         # Plain echo: these lines are copied into a shell and a TOML file (no wrapping, no markup).
         click.echo(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
@@ -315,4 +348,6 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     finally:
         for server in servers:
             server.stop()
+        for emulator, db in saved:
+            emulator.save(db)
     sys.exit(0)

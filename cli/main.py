@@ -32,12 +32,12 @@ def cli(log_format: str, verbose: bool) -> None:
 
 
 def starter_config(crm: str) -> str:
-    """The commented starter configuration for a CRM (``hubspot`` or ``salesforce``)."""
+    """The commented starter configuration for a CRM (``hubspot``, ``salesforce`` or ``files``)."""
     return resources.files("cli").joinpath("templates", f"{crm}.toml").read_text(encoding="utf-8")
 
 
 @cli.command()
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]), help="Which CRM to configure.")
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "files"]), help="Which CRM to configure.")
 @click.option("--path", "path", type=click.Path(path_type=Path), default=Path("clm.toml"), show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @json_option
@@ -47,7 +47,7 @@ def init(crm: str | None, path: Path, force: bool, as_json: bool) -> None:
     if crm is None:
         if not sys.stdin.isatty() or as_json:
             raise UsageError("--crm is required when not running interactively", hint="clm init --crm hubspot")
-        crm = click.prompt("Which CRM?", type=click.Choice(["hubspot", "salesforce"]), default="hubspot")
+        crm = click.prompt("Which CRM?", type=click.Choice(["hubspot", "salesforce", "files"]), default="hubspot")
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or --path to write elsewhere")
     try:
@@ -58,6 +58,9 @@ def init(crm: str | None, path: Path, force: bool, as_json: bool) -> None:
         raise cannot_write(path, exc) from None
     if as_json:
         emit_json({"ok": True, "path": str(path), "crm": crm})
+        return
+    if crm == "files":
+        say(f"wrote {path} for exported files. Next: point [files] at your exports, then `clm check`.")
         return
     env = "HUBSPOT_TOKEN" if crm == "hubspot" else "SF_INSTANCE_URL and SF_ACCESS_TOKEN"
     say(f"wrote {path} for {crm}. Next: export {env}, then `clm check`.")
@@ -106,5 +109,5 @@ def main() -> None:
 
 
 # Commands in other modules register themselves on the group.
-from cli import commands, demo  # noqa: E402, F401
+from cli import clv, commands, demo  # noqa: E402, F401
 

@@ -127,20 +127,41 @@ _COMPARED = [
 ]
 
 
-def _comparison_html(before: RunRecord, after: RunRecord) -> str:
+def comparison(before: RunRecord, after: RunRecord) -> list[dict[str, Any]]:
+    """The before-vs-after rows of two runs (the CLM method's step 4), one per compared metric, with the values
+    as numbers and as text: counts and amounts whole, rates as percentages and their change in points."""
     if not before.metrics or not after.metrics:
-        return "<p class=muted>One of the runs has no metrics snapshot (dry run or failed run).</p>"
+        return []
     diff = compare(Snapshot.from_dict(before.metrics), Snapshot.from_dict(after.metrics)).to_dict()
     changes = diff.get("changes", diff)
     rows = []
-    for key, label in _COMPARED:
+    stages = [(f"stage_counts.{stage}", f"contacts in {stage}") for stage in after.metrics.get("stages", [])]
+    for key, label in [*_COMPARED, *stages]:
         change = changes.get(key)
         if not change:
             continue
-        delta = change.get("absolute") or 0
+        old, new, delta = change.get("before"), change.get("after"), change.get("absolute")
+        rate = key.endswith(("_rate", "_share"))
+        if rate:
+            texts = (_pct(old), _pct(new), "–" if delta is None else f"{100 * delta:+.1f} pts")
+        else:
+            texts = (_num(old), _num(new), "–" if delta is None else f"{delta:+,.0f}")
+        rows.append({"metric": key, "label": label, "before": old, "after": new, "change": delta,
+                     "relative": change.get("relative"), "text": dict(zip(("before", "after", "change"), texts,
+                                                                         strict=True))})
+    return rows
+
+
+def _comparison_html(before: RunRecord, after: RunRecord) -> str:
+    if not before.metrics or not after.metrics:
+        return "<p class=muted>One of the runs has no metrics snapshot (dry run or failed run).</p>"
+    rows = []
+    for row in comparison(before, after):
+        delta = row["change"] or 0
         css = "up" if delta > 0 else "down" if delta < 0 else ""
-        rows.append(f"<tr><td>{escape(label)}</td><td>{_num(change.get('before'), 3)}</td>"
-                    f"<td>{_num(change.get('after'), 3)}</td><td class={css}>{delta:+,.3f}</td></tr>")
+        text = row["text"]
+        rows.append(f"<tr><td>{escape(row['label'])}</td><td>{escape(text['before'])}</td>"
+                    f"<td>{escape(text['after'])}</td><td class={css}>{escape(text['change'])}</td></tr>")
     stages = after.metrics.get("stages", [])
     stage_chart = charts.columns(stages, [
         (f"run {before.id}", [float(before.metrics.get("stage_counts", {}).get(s, 0)) for s in stages]),
@@ -167,3 +188,18 @@ def print_terminal(run: RunRecord, console: Console) -> None:
         stages.add_row(literal(stage), _num(metrics.get("stage_counts", {}).get(stage)),
                        _pct(metrics.get("stage_shares", {}).get(stage)), _pct(step["rate"]) if step else "")
     console.print(stages)
+
+
+def print_comparison(before: RunRecord, after: RunRecord, console: Console) -> None:
+    """The before-vs-after table of two runs in the terminal."""
+    rows = comparison(before, after)
+    if not rows:
+        console.print(literal(f"run {before.id} or run {after.id} has no metrics snapshot (a pull or a failed run): "
+                              "nothing to compare"))
+        return
+    table = Table("metric", f"run {before.id}", f"run {after.id}", "change",
+                  title=literal(f"Before vs after: run {before.id} ({before.as_of[:10]}) → run {after.id} "
+                                f"({after.as_of[:10]})"))
+    for row in rows:
+        table.add_row(literal(row["label"]), row["text"]["before"], row["text"]["after"], row["text"]["change"])
+    console.print(table)

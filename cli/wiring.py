@@ -16,8 +16,17 @@ from sync.state import SQLiteState
 def load(path: Path) -> ClmConfig:
     """Load the configuration; relative state paths are taken from the config file's folder."""
     config = load_config(path)
-    return config.model_copy(update={"sync": config.sync.model_copy(
+    config = config.model_copy(update={"sync": config.sync.model_copy(
         update={"state_path": state_path_for(config, path)})})
+    if config.files is not None:
+        # Export and output paths, like the state path, are taken from the configuration file's folder.
+        folder = path.resolve().parent
+        files = config.files
+        config = config.model_copy(update={"files": files.model_copy(update={
+            "contacts": None if files.contacts is None else folder / files.contacts,
+            "deals": None if files.deals is None else folder / files.deals,
+            "output": folder / files.output})})
+    return config
 
 
 def needed_properties(config: ClmConfig) -> tuple[list[str], list[str]]:
@@ -30,6 +39,9 @@ def connection_id(config: ClmConfig) -> str:
     """Identifies the CRM account a state file belongs to (never contains a secret)."""
     if config.crm.kind == "hubspot":
         return f"hubspot:{without_credentials(config.hubspot.base_url)}"
+    if config.crm.kind == "files":
+        assert config.files is not None
+        return f"files:{config.files.contacts or ''}|{config.files.deals or ''}"
     assert config.salesforce is not None
     sf = config.salesforce
     if sf.auth == "token":
@@ -67,6 +79,16 @@ def build_connector(config: ClmConfig, *, token: str | None = None, **sandbox: A
 
         return HubSpotConnector(config.hubspot, contact_properties=contact_props, deal_properties=deal_props,
                                 owned_fields=specs, enum_options=options, token=token)
+    if config.crm.kind == "files":
+        from connectors.files import FilesConnector
+        from core.models import FieldType
+
+        assert config.files is not None
+        state = config.sync.state_path
+        deal_types = {name: config.data.deal_properties.get(name, FieldType.STRING) for name in deal_props}
+        return FilesConnector(config.files, base=Path.cwd(), snapshots=state.with_name(state.name + ".exports"),
+                              owned_fields=specs, contact_properties=config.data.contact_properties,
+                              deal_properties=deal_types)
     from connectors.salesforce import SalesforceConnector
 
     assert config.salesforce is not None

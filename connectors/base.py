@@ -117,6 +117,16 @@ class FieldAccess(Protocol):
 
 
 @runtime_checkable
+class DescribesProperties(Protocol):
+    """A connector that can list the properties its CRM holds on contacts and deals (HubSpot's properties API,
+    Salesforce describe), so a run can tell a misspelled configured property from one that is merely empty."""
+
+    def crm_properties(self, object_type: str) -> dict[str, str]:
+        """Every property of ``contact`` or ``deal`` records the user can read: name -> the CRM's type name."""
+        ...
+
+
+@runtime_checkable
 class BulkWriter(Protocol):
     """A connector that can also write a large plan in few API calls (e.g. Salesforce Bulk API 2.0).
 

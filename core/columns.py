@@ -67,6 +67,31 @@ class DealColumns:
         return len(self.ids)
 
 
+@dataclass
+class ContactRows:
+    """Contacts as plain per-field lists, as a store reads them in bulk (no record objects): the input of
+    :func:`from_rows`. ``created_at`` in epoch seconds; ``properties`` a list per property, aligned with ``ids``."""
+
+    ids: list[str]
+    created_at: list[float]
+    properties: dict[str, list[PropertyValue]]
+
+
+@dataclass
+class DealRows:
+    """Deals as plain per-field lists (see :class:`ContactRows`); ``status`` as :class:`DealStatus` values, times in
+    epoch seconds (None when unknown), ``contact_ids`` each deal's associated contacts in order."""
+
+    ids: list[str]
+    amount: list[float | None]
+    currency: list[str | None]
+    status: list[str]
+    created_at: list[float]
+    closed_at: list[float | None]
+    contact_ids: list[Sequence[str]]
+    properties: dict[str, list[PropertyValue]]
+
+
 def _epoch(value: datetime | None) -> float:
     return value.timestamp() if value is not None else np.nan
 
@@ -134,46 +159,69 @@ def from_records(
     Amounts are put in one currency first (:func:`core.currency.to_base`, ``currency`` the configured base and
     ``rates`` its table): a deal in a currency without a rate is reported and left out.
     """
+    contact_list = [c for c in contacts if not c.archived]
+    live = [d for d in deals if not d.archived]
+    deal_types = deal_property_types or {}
+    return from_rows(
+        ContactRows(ids=[c.id for c in contact_list], created_at=[_epoch(c.created_at) for c in contact_list],
+                    properties={name: [c.properties.get(name) for c in contact_list] for name in property_types}),
+        DealRows(ids=[d.id for d in live], amount=[d.amount for d in live], currency=[d.currency for d in live],
+                 status=[d.status.value for d in live], created_at=[_epoch(d.created_at) for d in live],
+                 closed_at=[None if d.closed_at is None else d.closed_at.timestamp() for d in live],
+                 contact_ids=[d.contact_ids for d in live],
+                 properties={name: [d.properties.get(name) for d in live] for name in deal_types}),
+        property_types, deal_types, attribution=attribution, quality=quality, currency=currency, rates=rates)
+
+
+def from_rows(
+    contacts: ContactRows,
+    deals: DealRows,
+    property_types: dict[str, FieldType],
+    deal_property_types: dict[str, FieldType] | None = None,
+    attribution: str = "primary",
+    quality: QualityReport | None = None,
+    currency: str | None = None,
+    rates: Mapping[str, float] | None = None,
+) -> tuple[ContactColumns, DealColumns]:
+    """Convert per-field lists (live records only) to columns; the arguments after the rows are
+    :func:`from_records`'s, which converts its records to rows and calls this."""
     report = quality if quality is not None else QualityReport()
 
     def read(name: str, ids: Sequence[str], values: Sequence[PropertyValue], kind: FieldType) -> FloatArray | ObjArray:
         return report.check_property(name, ids, values, property_column(values, kind), kind)
 
-    contact_list = [c for c in contacts if not c.archived]
-    index = {c.id: i for i, c in enumerate(contact_list)}
+    index = {c: i for i, c in enumerate(contacts.ids)}
+    missing: list[PropertyValue] = [None] * len(contacts.ids)
     contact_cols = ContactColumns(
-        ids=np.array([c.id for c in contact_list], dtype=object),
-        created_at=np.array([_epoch(c.created_at) for c in contact_list], dtype=np.float64),
-        properties={
-            name: read(f"contact.{name}", [c.id for c in contact_list], [c.properties.get(name) for c in contact_list],
-                       kind)
-            for name, kind in property_types.items()
-        },
+        ids=np.array(contacts.ids, dtype=object),
+        created_at=np.array(contacts.created_at, dtype=np.float64),
+        properties={name: read(f"contact.{name}", contacts.ids, contacts.properties.get(name, missing), kind)
+                    for name, kind in property_types.items()},
     )
-    live = [d for d in deals if not d.archived]
-    amounts, kept = to_base([d.id for d in live], [d.amount for d in live], [d.currency for d in live], currency,
-                            rates or {}, report)
-    rows: list[tuple[Deal, int]] = []
-    for deal, amount, keep in zip(live, amounts, kept, strict=True):
+    amounts, kept = to_base(deals.ids, deals.amount, deals.currency, currency, rates or {}, report)
+    rows: list[tuple[int, int]] = []  # (deal position, contact row)
+    for position, (contact_ids, keep) in enumerate(zip(deals.contact_ids, kept, strict=True)):
         if not keep:
             continue
-        if amount is not deal.amount:
-            deal = deal.model_copy(update={"amount": amount})
-        targets = [index[c] for c in deal.contact_ids if c in index]
+        targets = [index[c] for c in contact_ids if c in index]
         if attribution == "primary":
             targets = targets[:1]
-        rows.extend((deal, t) for t in targets) if targets else rows.append((deal, -1))
+        rows.extend((position, t) for t in targets) if targets else rows.append((position, -1))
+    at = [p for p, _ in rows]
     deal_types = deal_property_types or {}
+    deal_ids = [deals.ids[p] for p in at]
+    no_values: list[PropertyValue] = [None] * len(deals.ids)
     deal_cols = DealColumns(
-        ids=np.array([d.id for d, _ in rows], dtype=object),
+        ids=np.array(deal_ids, dtype=object),
         contact_index=np.array([t for _, t in rows], dtype=np.int64),
-        amount=np.array([np.nan if d.amount is None else d.amount for d, _ in rows], dtype=np.float64),
-        status=np.array([_STATUS_CODE[d.status] for d, _ in rows], dtype=np.int8),
-        created_at=np.array([_epoch(d.created_at) for d, _ in rows], dtype=np.float64),
-        closed_at=np.array([_epoch(d.closed_at) for d, _ in rows], dtype=np.float64),
+        amount=np.array([np.nan if amounts[p] is None else amounts[p] for p in at], dtype=np.float64),
+        status=np.array([_STATUS_CODE[DealStatus(deals.status[p])] for p in at], dtype=np.int8),
+        created_at=np.array([deals.created_at[p] for p in at], dtype=np.float64),
+        closed_at=np.array([np.nan if deals.closed_at[p] is None else deals.closed_at[p] for p in at],
+                           dtype=np.float64),
         properties={
-            name: read(f"deal.{name}", [d.id for d, _ in rows], [d.properties.get(name) for d, _ in rows], kind)
-            for name, kind in deal_types.items()
+            name: read(f"deal.{name}", deal_ids, [values[p] for p in at], kind)
+            for name, kind in deal_types.items() for values in (deals.properties.get(name, no_values),)
         },
     )
     return contact_cols, deal_cols

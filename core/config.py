@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from core.errors import AuthError, ConfigError, ConfigProblem
-from core.fields import OUTPUT_FIELDS, SCORING_FIELDS, STAGE_FIELDS
+from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS, SCORING_FIELDS, STAGE_FIELDS
 from core.models import FieldType
 
 OPERATORS: tuple[str, ...] = (
@@ -390,10 +390,68 @@ class SalesforceConfig(_Strict):
         return self
 
 
+class FileContactColumns(_Strict):
+    """Which column of a contacts export holds each value the engine reads."""
+
+    id: str = "id"
+    email: str | None = "email"
+    created: str = "created_at"
+    updated: str | None = None
+
+
+class FileDealColumns(_Strict):
+    """Which column of a deals export holds each value; ``contact_ids`` may list several ids with a separator."""
+
+    id: str = "id"
+    contact_ids: str = "contact_id"
+    contact_separator: str = Field(";", min_length=1, max_length=1)
+    amount: str | None = "amount"
+    currency: str | None = None
+    status: str = "status"
+    created: str | None = "created_at"
+    closed: str | None = "close_date"
+    updated: str | None = None
+
+
+class FilesConfig(_Strict):
+    """Exports of any CRM as files (``crm.kind = "files"``): where they are, which columns mean what, where the
+    enrichment goes. Paths are relative to the configuration file's folder; a folder is read file by file.
+
+    ``contacts`` may be left out for a transaction log: contacts are then the deals' contacts, created on their
+    first deal. Column names of the properties the engine reads are ``contact_properties``/``deal_properties``
+    (property -> column; a property not listed is read from the column of its own name).
+    """
+
+    contacts: Path | None = None
+    deals: Path | None = None
+    format: Literal["auto", "csv", "jsonl"] = "auto"
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    # strptime format for dates that are not ISO 8601 or epoch milliseconds (e.g. "%Y%m%d", "%d/%m/%Y").
+    date_format: str | None = None
+    contact_columns: FileContactColumns = Field(default_factory=FileContactColumns)
+    deal_columns: FileDealColumns = Field(default_factory=FileDealColumns)
+    contact_properties: dict[str, str] = Field(default_factory=dict)
+    deal_properties: dict[str, str] = Field(default_factory=dict)
+    won_values: list[str] = Field(default_factory=lambda: ["won", "closedwon", "closed won", "true"])
+    lost_values: list[str] = Field(default_factory=lambda: ["lost", "closedlost", "closed lost", "false"])
+    output: Path = Path("clm-enrichment.csv")
+    # Column names and value formats of the output: our own names, or the shape of HubSpot's or Salesforce's
+    # import tools (see connectors/files/output.py).
+    output_format: Literal["csv", "hubspot", "salesforce"] = "csv"
+    batch_size: int = Field(100_000, ge=1, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _has_input(self) -> FilesConfig:
+        if self.contacts is None and self.deals is None:
+            raise ValueError("[files] needs contacts or deals (a file or a folder of exports), e.g. "
+                             "deals = \"exports/deals.csv\"")
+        return self
+
+
 class CrmConfig(_Strict):
     """Which CRM this configuration syncs with."""
 
-    kind: Literal["hubspot", "salesforce"] = "hubspot"
+    kind: Literal["hubspot", "salesforce", "files"] = "hubspot"
 
 
 # --- data and computation ------------------------------------------------------------------------------
@@ -417,6 +475,8 @@ class ClvConfig(_Strict):
     annual_discount_rate: float = Field(0.10, ge=0.0, lt=1.0)
     margin: float = Field(1.0, gt=0.0, le=1.0)
     min_repeat_customers: int = Field(20, ge=1)
+    # Per-contact CLV bounds (clv_low/clv_high) from a parameter draw; also on when sync.write_fields lists them.
+    intervals: bool = False
 
     @field_validator("horizon")
     @classmethod
@@ -600,7 +660,7 @@ class SyncConfig(_Strict):
             # The runner reads an empty list as "no filter" (sync.runner.output_specs): say so, do not guess.
             raise ValueError("write_fields = [] would write every field — remove the key to write all of them, or "
                              "list the ones to write")
-        ours = [spec.name for spec in OUTPUT_FIELDS]
+        ours = [spec.name for spec in (*OUTPUT_FIELDS, *OPTIONAL_OUTPUT_FIELDS)]
         for name in names:
             if name not in ours:
                 close = difflib.get_close_matches(name, ours, n=1)
@@ -624,6 +684,7 @@ class ClmConfig(_Strict):
     crm: CrmConfig = Field(default_factory=CrmConfig)
     hubspot: HubSpotConfig = Field(default_factory=HubSpotConfig)
     salesforce: SalesforceConfig | None = None
+    files: FilesConfig | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     clv: ClvConfig = Field(default_factory=ClvConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
@@ -638,6 +699,9 @@ class ClmConfig(_Strict):
     def _consistent(self) -> ClmConfig:
         if self.crm.kind == "salesforce" and self.salesforce is None:
             raise ValueError("crm.kind = 'salesforce' needs a [salesforce] section")
+        if self.crm.kind == "files" and self.files is None:
+            raise ValueError("crm.kind = 'files' needs a [files] section naming the exports, e.g. "
+                             "deals = \"exports/deals.csv\"")
         return self
 
 

@@ -29,16 +29,27 @@ from core.aggregates import DAY, contact_derived, deal_aggregates, purchases_sin
 from core.clv.selection import LABELS
 from core.columns import (
     ContactColumns,
+    ContactRows,
     DealColumns,
+    DealRows,
     FloatArray,
     ObjArray,
     StatusCode,
     from_records,
+    from_rows,
     property_column,
 )
 from core.config import ClmConfig
 from core.criteria import FieldTable
-from core.fields import CLV_VALUES, CONTACT_DERIVED, DEAL_AGGREGATES, HISTORY_VALUES, OUTPUT_FIELDS, SCORE_VALUES
+from core.fields import (
+    CLV_VALUES,
+    CONTACT_DERIVED,
+    DEAL_AGGREGATES,
+    HISTORY_VALUES,
+    OPTIONAL_OUTPUT_FIELDS,
+    OUTPUT_FIELDS,
+    SCORE_VALUES,
+)
 from core.lifetime import customer_value
 from core.meddic import MeddicTable, meddic_table
 from core.metrics import Snapshot, snapshot
@@ -53,6 +64,8 @@ ROUNDING: dict[str, int] = {
     "conversion_probability": 4, "clv": 2, "historical_value": 2, "expected_purchases": 4, "p_alive": 4,
 }
 OUTPUT_NAMES: tuple[str, ...] = tuple(spec.name for spec in OUTPUT_FIELDS)
+#: Optional outputs, in ``columns`` (and ``rows()``) only when computed.
+OPTIONAL_NAMES: tuple[str, ...] = tuple(spec.name for spec in OPTIONAL_OUTPUT_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -136,7 +149,8 @@ class EnrichResult:
 
     ``columns`` has every name of :data:`core.fields.OUTPUT_FIELDS`: text fields as object arrays, times as
     epoch seconds, numbers as float64. Only ``conversion_probability`` (disabled, refused, or already a
-    customer) and ``p_alive`` (never bought) may be NaN, which :meth:`records` turns into None.
+    customer) and ``p_alive`` (never bought) may be NaN, which :meth:`records` turns into None. The optional
+    fields (:data:`core.fields.OPTIONAL_OUTPUT_FIELDS`) are there only when computed (NaN for non-customers).
     ``table`` holds every computed field (aggregates, CLV values, scores, history) for inspection.
     """
 
@@ -176,11 +190,11 @@ class EnrichResult:
             return [None if v != v else v for v in values.tolist()]
 
         lists: dict[str, list[Any]] = {"contact_id": self.ids.tolist()}
-        for name in OUTPUT_NAMES:
-            values = cols[name]
+        for name in (*OUTPUT_NAMES, *OPTIONAL_NAMES):
+            values = cols.get(name, np.full(len(self.ids), np.nan))  # an optional field not computed: unknown
             if name in ("stage_since", "computed_at"):
                 lists[name] = when(values)
-            elif name in ("conversion_probability", "p_alive"):
+            elif name in ("conversion_probability", "p_alive", *OPTIONAL_NAMES):
                 lists[name] = optional(values)
             else:
                 lists[name] = values.tolist()
@@ -206,8 +220,8 @@ class EnrichResult:
 
 
 def enrich(
-    contacts: ContactColumns | Sequence[Contact],
-    deals: DealColumns | Sequence[Deal],
+    contacts: ContactColumns | ContactRows | Sequence[Contact],
+    deals: DealColumns | DealRows | Sequence[Deal],
     config: ClmConfig,
     as_of: datetime | float,
     previous: PreviousState | None = None,
@@ -216,9 +230,10 @@ def enrich(
 ) -> EnrichResult:
     """Compute the enrichment of every contact as of ``as_of`` (aware datetime or epoch seconds).
 
-    ``contacts``/``deals`` are columns, or records converted once with the configuration's property types
-    (:func:`core.columns.from_records`). ``previous`` is the last run's stages (for ``stage_since`` and the
-    history fields). ``period_days`` is the window of the snapshot's retention and sales metrics.
+    ``contacts``/``deals`` are columns, or records (or a store's per-field rows) converted once with the
+    configuration's property types (:func:`core.columns.from_records`, :func:`core.columns.from_rows`).
+    ``previous`` is the last run's stages (for ``stage_since`` and the history fields).
+    ``period_days`` is the window of the snapshot's retention and sales metrics.
     Never raises for the data's sake: model failures fall back and are reported in the diagnostics, and values
     that do not fit their type or are impossible are excluded and reported per field (:mod:`core.quality`).
     """
@@ -273,7 +288,9 @@ def enrich(
     table.update(derived, CONTACT_DERIVED)
     lap("aggregates")
 
-    clv = customer_value(deal_cols, n, moment, config.clv)
+    written = set(config.sync.write_fields or ())
+    clv = customer_value(deal_cols, n, moment, config.clv,
+                         intervals=any(spec.name in written for spec in OPTIONAL_OUTPUT_FIELDS))
     table.update(clv.columns, CLV_VALUES)
     lap("clv")
 
@@ -330,6 +347,8 @@ def enrich(
         "next_best_action": actions,
         "computed_at": np.full(n, moment),
     }
+    # Rounded like clv, so the bounds never sit a rounding step outside the written value.
+    columns.update({name: np.round(clv.columns[name], 2) for name in OPTIONAL_NAMES if name in clv.columns})
     for name, digits in ROUNDING.items():
         columns[name] = np.round(columns[name], digits)
     seconds["total"] = round(time.perf_counter() - started, 4)
@@ -354,21 +373,23 @@ def _epoch(as_of: datetime | float) -> float:
     return float(as_of)
 
 
-def _columns(contacts: ContactColumns | Sequence[Contact], deals: DealColumns | Sequence[Deal],
+def _columns(contacts: ContactColumns | ContactRows | Sequence[Contact], deals: DealColumns | DealRows | Sequence[Deal],
              config: ClmConfig, quality: QualityReport) -> tuple[ContactColumns, DealColumns]:
-    """Columns as given, or converted once from records with the configured property types."""
+    """Columns as given, or converted once from records or rows with the configured property types."""
     if isinstance(contacts, ContactColumns) and isinstance(deals, DealColumns):
         return contacts, deals
-    if isinstance(contacts, ContactColumns) or isinstance(deals, DealColumns):
-        raise TypeError("give contacts and deals both as columns or both as records")
+    rows = isinstance(contacts, ContactRows) and isinstance(deals, DealRows)
+    if not rows and (isinstance(contacts, ContactColumns | ContactRows) or isinstance(deals, DealColumns | DealRows)):
+        raise TypeError("give contacts and deals both as columns, both as rows or both as records")
     deal_types = dict(config.data.deal_properties)
     # MEDDIC reads these whether or not they were declared.
     for prop in config.meddic.model_dump().values():
         if prop:
             deal_types.setdefault(prop, FieldType.STRING)
-    return from_records(contacts, deals, dict(config.data.contact_properties), deal_types,
-                        attribution=config.data.attribution, quality=quality, currency=config.currency.base,
-                        rates=config.currency.rates)
+    convert = from_rows if rows else from_records
+    return convert(contacts, deals, dict(config.data.contact_properties), deal_types,  # type: ignore[arg-type]
+                   attribution=config.data.attribution, quality=quality, currency=config.currency.base,
+                   rates=config.currency.rates)
 
 
 def _subset(deals: DealColumns, keep: np.ndarray) -> DealColumns:

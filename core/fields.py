@@ -106,3 +106,13 @@ OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(name="computed_at", type=FieldType.DATETIME, label="CLM computed at",
               description="When crm-lifecycle last computed these values"),
 )
+
+#: Our fields written only when ``sync.write_fields`` lists them (or, for the engine's columns, when
+#: ``clv.intervals`` is on): ``clv_low``/``clv_high`` bound the predicted CLV by the central 90% of its values
+#: under the models' parameter uncertainty (:func:`core.clv.value.clv_interval`), which costs a parameter draw.
+OPTIONAL_OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec(name="clv_low", type=FieldType.NUMBER, label="CLM predicted CLV (low)",
+              description="Lower bound (5th percentile) of the predicted CLV under parameter uncertainty"),
+    FieldSpec(name="clv_high", type=FieldType.NUMBER, label="CLM predicted CLV (high)",
+              description="Upper bound (95th percentile) of the predicted CLV under parameter uncertainty"),
+)

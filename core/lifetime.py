@@ -13,6 +13,11 @@ purchase and ``as_of`` (CDNOW: 39 + 39 weeks), BG/NBD, MBG/NBD and Pareto/NBD ar
 and the one whose forecasts of each customer's repeat purchases in the second half have the lowest mean
 absolute error is refitted on the whole history. The comparison is kept in the diagnostics (``holdout``).
 
+Uncertainty: each fitted model's parameter standard errors (inverse Hessian of the log-likelihood at the
+optimum) are in the diagnostics (``standard_errors``); with ``intervals`` on, ``clv_low``/``clv_high`` bound each
+customer's CLV by the central 90% of its values over :data:`INTERVAL_DRAWS` fixed-seed parameter draws
+(:func:`core.clv.value.clv_interval`).
+
 Derived values, in days:
 
 * ``usual_gap_days``: the customer's expected time between purchases, ``1 / E[lambda]``. With BG/NBD (and
@@ -32,12 +37,16 @@ from typing import Any
 import numpy as np
 
 from core.clv import compare_by_holdout, fit_and_score, summarize
-from core.clv.selection import ModelName
+from core.clv.selection import ModelName, describe_bgnbd
 from core.columns import DealColumns, FloatArray, StatusCode
 from core.config import ClvConfig
 from core.errors import ClmError
+from core.quality import EXAMPLES
 
 DAY = 86_400.0
+#: Parameter sets drawn for the CLV intervals: the 5th and 95th percentiles of 200 draws move by about 1% of
+#: the interval's width from one seed to another.
+INTERVAL_DRAWS = 200
 
 
 @dataclass(frozen=True)
@@ -51,8 +60,11 @@ class ClvOutcome:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: ClvConfig) -> ClvOutcome:
-    """Fit the CLV models on the won deals and score every contact (see the module docstring)."""
+def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: ClvConfig, *,
+                   intervals: bool = False) -> ClvOutcome:
+    """Fit the CLV models on the won deals and score every contact (see the module docstring); with
+    ``intervals`` (or ``config.intervals``), ``columns`` also has ``clv_low`` and ``clv_high``."""
+    intervals = intervals or config.intervals
     notes: list[str] = []
     owner = deals.contact_index
     won = (owner >= 0) & (deals.status == StatusCode.WON) & ~(deals.closed_at > as_of)
@@ -81,6 +93,7 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
             min_repeat_customers=config.min_repeat_customers if config.model != "historical" else sys.maxsize,
             on_fit_failure="empirical",
             purchase_model=purchase_model,
+            interval_draws=INTERVAL_DRAWS if intervals else 0,
         )
     except (ClmError, ValueError, FloatingPointError) as error:
         return _historical_only(summary.total_spend * config.margin, summary.has_purchase, summary.frequency,
@@ -115,21 +128,27 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
         fit = result.bgnbd
         diagnostics["bgnbd"] = {"r": fit.params.r, "alpha": fit.params.alpha, "a": fit.params.a, "b": fit.params.b,
                                 "log_likelihood": fit.log_likelihood, "iterations": fit.iterations,
-                                "message": fit.message}
+                                "message": fit.message, "standard_errors": describe_bgnbd(fit).standard_errors}
     if result.purchase_fit is not None and result.bgnbd is None:
         fitted = result.purchase_fit
         diagnostics[fitted.model] = {**fitted.parameters, "log_likelihood": fitted.log_likelihood,
-                                     "iterations": fitted.iterations}
+                                     "iterations": fitted.iterations, "standard_errors": fitted.standard_errors}
     if holdout is not None:
         diagnostics["holdout"] = holdout
     if result.gamma_gamma is not None:
         gg = result.gamma_gamma
         diagnostics["gamma_gamma"] = {"p": gg.params.p, "q": gg.params.q, "gamma": gg.params.gamma,
-                                      "log_likelihood": gg.log_likelihood, "message": gg.message}
+                                      "log_likelihood": gg.log_likelihood, "message": gg.message,
+                                      "standard_errors": gg.standard_errors}
     if config.model == "historical":
         notes.append("clv.model = historical: empirical rates, no model fitted")
     else:
         notes.extend(result.diagnostics)
+    if result.spend_outliers is not None and result.spend_outliers.any():
+        outlying = _largest_deals(deals.ids[won], owner[won], paid, result.spend_outliers)
+        diagnostics["spend_outliers"] = {"contacts": int(result.spend_outliers.sum()), "deals": outlying}
+        notes.append(f"the spend model left out the outlying deal(s) {', '.join(outlying)}"
+                     + (" and others" if len(outlying) < int(result.spend_outliers.sum()) else ""))
     diagnostics["notes"] = notes
     columns = {
         "frequency": np.where(customer, x, np.nan),
@@ -144,6 +163,9 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
         "recency_ratio": ratio,
     }
     columns["clv_percentile"] = percentile_rank(columns["clv"], customer)
+    if result.clv_low is not None and result.clv_high is not None:
+        columns["clv_low"] = np.where(customer, result.clv_low, np.nan)
+        columns["clv_high"] = np.where(customer, result.clv_high, np.nan)
     return ClvOutcome(columns=columns, is_customer=customer, model=diagnostics["purchase_model"],
                       diagnostics=diagnostics)
 
@@ -181,6 +203,16 @@ def _choose_by_holdout(customer: np.ndarray, time: FloatArray, amount: FloatArra
     notes.append(f"clv.model = auto: {report.chosen} chosen by holdout MAE {best.mae:.3f} over the last "
                  f"{report.holdout_length:g} {config.time_unit}")
     return report.chosen, holdout
+
+
+def _largest_deals(ids: np.ndarray, owner: np.ndarray, paid: FloatArray, flagged: np.ndarray) -> list[str]:
+    """The id of each flagged contact's largest deal (up to :data:`core.quality.EXAMPLES`), largest first."""
+    rows = np.flatnonzero(flagged[owner])
+    # Largest first, then one per contact: the deal that made its mean spend an outlier.
+    rows = rows[np.argsort(-paid[rows], kind="stable")]
+    _, first = np.unique(owner[rows], return_index=True)
+    chosen = rows[np.sort(first)][:EXAMPLES]
+    return [str(i) for i in ids[chosen]]
 
 
 def _finite_or(values: FloatArray, fill: float, customer: np.ndarray) -> FloatArray:

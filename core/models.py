@@ -89,6 +89,9 @@ class Enrichment(BaseModel):
     p_alive: float | None = None
     next_best_action: str
     computed_at: datetime
+    # Optional fields (core.fields.OPTIONAL_OUTPUT_FIELDS): None when not computed or not a customer.
+    clv_low: float | None = None
+    clv_high: float | None = None
 
 
 class FieldType(StrEnum):

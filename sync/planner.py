@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from core.models import FieldSpec, FieldType
 from sync.state import Rejection
 
@@ -105,6 +107,65 @@ def values_hash(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(plain, default=str).encode()).hexdigest()[:16]
 
 
+def _column(spec: FieldSpec, values: list[Any]) -> np.ndarray:
+    """One field's values, normalised, as a column: float64 (NaN for none) for numbers and datetimes, else
+    objects."""
+    normal = [normalise(spec, v) for v in values]
+    if spec.type in (FieldType.NUMBER, FieldType.DATETIME) and all(isinstance(v, float) or v is None
+                                                                   for v in normal):
+        return np.array([np.nan if v is None else v for v in normal], dtype=np.float64)
+    return np.array(normal, dtype=object)
+
+
+def _equal(spec: FieldSpec, a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:
+    """Element-wise :func:`same` on two normalised columns (both none counts as equal)."""
+    if a.dtype == np.float64 and b.dtype == np.float64:
+        both_none = np.isnan(a) & np.isnan(b)
+        with np.errstate(invalid="ignore"):
+            if spec.type is FieldType.DATETIME:
+                close = np.abs(a - b) < 1.0
+            else:
+                close = np.abs(a - b) <= np.maximum(tolerance * np.maximum(np.abs(a), np.abs(b)), 1e-9)
+        return np.asarray(both_none | close, dtype=bool)
+    # Already normalised: text compares exactly; numbers mixed with text (an unreadable CRM value) as ``same`` does.
+    return np.array([same(spec, x, y, tolerance) if isinstance(x, float) and isinstance(y, float) else x == y
+                     for x, y in zip(a.tolist(), b.tolist(), strict=True)], dtype=bool)
+
+
+def _settled_out(desired: Mapping[str, Mapping[str, Any]], current: Mapping[str, Mapping[str, Any]],
+                 written: Mapping[str, Mapping[str, Any]], specs: Sequence[FieldSpec], tolerance: float) -> list[str]:
+    """The records (in id order) that may need anything: the others hold, in the CRM and in what we wrote, the
+    values we want for every field, which is what most records of a sync without changes do.
+
+    Decided a field at a time on columns (desired, current and written values of every record); only the records
+    left are diffed field by field (and so materialised) by :func:`make_plan`.
+    """
+    ids = sorted(desired)
+    # Each field is decided on the records not yet known to need anything, so a first sync (nothing written)
+    # is settled after one field and a sync without changes pays one column per field.
+    pending = ids
+    empty: Mapping[str, Any] = {}
+    for spec in specs:
+        name = spec.name
+        if name in PASSENGER_FIELDS or not pending:
+            continue
+        wanted = _column(spec, [desired[i].get(name) for i in pending])
+        now = _column(spec, [current.get(i, empty).get(name) for i in pending])
+        ours = _column(spec, [written.get(i, empty).get(name) for i in pending])
+        has_ours = np.array([name in written.get(i, empty) for i in pending], dtype=bool)
+        present = np.array([name in desired[i] for i in pending], dtype=bool)
+        wanted_none = np.isnan(wanted) if wanted.dtype == np.float64 else np.array(
+            [v is None for v in wanted.tolist()], dtype=bool)
+        # Nothing to do for this field: the CRM has it, and it is what we wrote (or there is nothing to write).
+        settled = _equal(spec, now, wanted, tolerance) & (wanted_none | (has_ours & _equal(spec, ours, wanted,
+                                                                                             tolerance)))
+        pending = [i for i, done in zip(pending, (settled | ~present).tolist(), strict=True) if done]
+    if not pending:
+        return ids
+    quiet = set(pending)
+    return [i for i in ids if i not in quiet]
+
+
 def make_plan(
     desired: Mapping[str, Mapping[str, Any]],
     current: Mapping[str, Mapping[str, Any]],
@@ -121,7 +182,7 @@ def make_plan(
     in_flight = in_flight or {}
     rejections = rejections or {}
     plan = Plan()
-    for record_id in sorted(desired):
+    for record_id in _settled_out(desired, current, written, specs, tolerance):
         wanted = desired[record_id]
         crm = current.get(record_id, {})
         ours = written.get(record_id, {})

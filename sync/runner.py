@@ -9,8 +9,9 @@ only what is still different. Nothing is written twice by mistake and nothing is
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,8 +20,9 @@ from typing import Any
 from connectors.base import BulkWriter, Connector, FieldAccess, FieldUpdate, WriteResult
 from core.config import ClmConfig
 from core.errors import AuthError, ConnectorError, RateLimited, TimeBudgetReached, UsageError
-from core.fields import OUTPUT_FIELDS
+from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS
 from core.models import Enrichment, FieldSpec
+from sync import preflight
 from sync.lock import RunLock
 from sync.planner import Plan, make_plan, values_hash
 from sync.state import Rejection, StateStore
@@ -63,6 +65,8 @@ class RunSummary:
     pulled_deals: int = 0
     deleted: int = 0
     mirror: dict[str, int] = field(default_factory=dict)
+    planned: bool = False
+    """Whether the run got as far as planning (a pull, or a stop while pulling, did not)."""
     planned_records: int = 0
     planned_fields: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
@@ -94,7 +98,9 @@ def output_specs(config: ClmConfig) -> list[FieldSpec]:
     actions = tuple(sorted({s.action for s in config.stages} | {a.action for a in config.actions}))
     wanted = set(config.sync.write_fields) if config.sync.write_fields else None
     out = []
-    for spec in OUTPUT_FIELDS:
+    # Optional fields are written only when listed.
+    optional = [spec for spec in OPTIONAL_OUTPUT_FIELDS if wanted is not None and spec.name in wanted]
+    for spec in (*OUTPUT_FIELDS, *optional):
         if wanted is not None and spec.name not in wanted and spec.name != "computed_at":
             continue
         if spec.name == "stage":
@@ -146,6 +152,8 @@ class SyncRunner:
         try:
             if not options.dry_run:
                 self._ensure_fields(summary)
+            # A misspelled property reads as empty everywhere: never write scores computed from it.
+            self.specs = preflight.withhold(self.config, self.connector, self.specs, summary.problems)
             self._pull(full, summary, deadline, restart=options.full)
             if deadline is not None and time.monotonic() > deadline:
                 summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
@@ -153,14 +161,15 @@ class SyncRunner:
             records, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run)
             summary.diagnostics = diagnostics
             desired = {r.contact_id: self._desired(r) for r in records}
+            current = self.state.owned_values()
             plan = make_plan(
-                desired, self.state.owned_values(), self.state.written(), self.specs,
+                desired, current, self.state.written(), self.specs,
                 in_flight=in_flight, rejections=self.state.rejections(),
                 on_conflict=self.config.sync.on_conflict, tolerance=self.config.sync.numeric_tolerance,
             )
             if self.config.crm.kind == "hubspot" and self.config.hubspot.write_native_lifecyclestage:
                 self._native_lifecycle(plan, records)
-            self._describe_plan(plan, summary)
+            self._describe_plan(plan, summary, current)
             if options.export_plan is not None:
                 export_plan(plan, options.export_plan)
             if options.dry_run:
@@ -189,7 +198,8 @@ class SyncRunner:
             summary.api_calls, summary.retries, summary.throttled = (a - b for a, b in zip(after, calls_before,
                                                                                             strict=True))
             if summary.status == "running":
-                summary.status = "failed"
+                # Ctrl-C is a stop, not a failure: what was written is checkpointed and the next run resumes.
+                summary.status = "interrupted" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "failed"
             self.state.finish_run(run_id, summary.status, summary.to_dict(), metrics)
             log.info("run %s %s: pulled %s contacts, %s deals; wrote %s records (%s rejected) in %.1fs",
                      run_id, summary.status, summary.pulled_contacts, summary.pulled_deals,
@@ -295,7 +305,11 @@ class SyncRunner:
 
         previous_rows = self.state.stages()
         previous = PreviousState.from_rows(previous_rows) if previous_rows else None
-        result = enrich(self.state.contacts(), self.state.deals(), self.config, as_of, previous=previous)
+        # Per-field lists straight from the store: no record objects between the mirror and the engine's columns.
+        deal_properties = set(self.config.data.deal_properties) | {
+            v for v in self.config.meddic.model_dump().values() if v}
+        result = enrich(self.state.contact_rows(self.config.data.contact_properties),
+                        self.state.deal_rows(sorted(deal_properties)), self.config, as_of, previous=previous)
         records = list(result.records())
         from core.series import chart_series
 
@@ -329,13 +343,13 @@ class SyncRunner:
         values = record.model_dump()
         return {spec.name: values[spec.name] for spec in self.specs}
 
-    def _describe_plan(self, plan: Plan, summary: RunSummary) -> None:
+    def _describe_plan(self, plan: Plan, summary: RunSummary, current: Mapping[str, Mapping[str, Any]]) -> None:
+        summary.planned = True
         summary.planned_records = len(plan.writes)
         summary.planned_fields = plan.field_counts()
         summary.already_current = len(plan.already_current)
         summary.held_back = len(plan.held_back)
         summary.conflicts = len(plan.conflicts)
-        current = self.state.owned_values()
         summary.samples = [
             {"record_id": rid, "before": {k: current.get(rid, {}).get(k) for k in values},
              "after": {k: _jsonable(v) for k, v in values.items()}}
@@ -409,8 +423,8 @@ class SyncRunner:
                 if len(summary.rejected) < MAX_LISTED:
                     summary.rejected.append({"record_id": result.record_id, "field": result.field, "reason": reason,
                                              "transient": result.transient})
-        self.state.settle_batch(run_id, written, rejected, gone)
-        self.state.set_owned({rid: {k: _jsonable(v) for k, v in vals.items()} for rid, vals in written.items()})
+        # What we wrote is now the CRM's value of our fields: recorded with the checkpoint, in one transaction.
+        self.state.settle_batch(run_id, written, rejected, gone, now_current=True)
         summary.written_records += len(written)
         summary.rejected_count += len(rejected)
         summary.gone += len(gone)

@@ -17,17 +17,25 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from core.columns import ContactRows, DealRows
 from core.errors import StateError
 from core.models import Contact, Deal, DealStatus
 from core.redact import redact, redact_values
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Version 1 kept one ``written`` row per record and field; settling a batch upserted 13 rows a record. Version 2
+#: keeps one JSON object per record (``written_values``), merged in SQL with ``json_patch``: one row a record.
+_MIGRATE_1_TO_2 = """
+INSERT INTO written_values (record_id, vals, run_id)
+    SELECT record_id, json_group_object(field, json(value)), MAX(run_id) FROM written GROUP BY record_id;
+DROP TABLE written;
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -39,9 +47,8 @@ CREATE TABLE IF NOT EXISTS deals (
     id TEXT PRIMARY KEY, amount REAL, currency TEXT, status TEXT NOT NULL, created_at REAL NOT NULL,
     closed_at REAL, updated_at REAL, contact_ids TEXT NOT NULL, props TEXT NOT NULL,
     seen INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS written (
-    record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT, run_id INTEGER NOT NULL,
-    PRIMARY KEY (record_id, field));
+CREATE TABLE IF NOT EXISTS written_values (
+    record_id TEXT PRIMARY KEY, vals TEXT NOT NULL, run_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS plan (
     run_id INTEGER NOT NULL, record_id TEXT NOT NULL, seq INTEGER NOT NULL, values_json TEXT NOT NULL,
     state TEXT NOT NULL, PRIMARY KEY (run_id, record_id));
@@ -103,6 +110,8 @@ class StateStore(Protocol):
     def set_owned(self, values: Mapping[str, Mapping[str, Any]]) -> None: ...
     def contacts(self) -> list[Contact]: ...
     def deals(self) -> list[Deal]: ...
+    def contact_rows(self, properties: Iterable[str]) -> ContactRows: ...
+    def deal_rows(self, properties: Iterable[str]) -> DealRows: ...
     def owned_values(self) -> dict[str, dict[str, Any]]: ...
     def counts(self) -> dict[str, int]: ...
     def stages(self) -> dict[str, tuple[str, float]]: ...
@@ -112,7 +121,8 @@ class StateStore(Protocol):
     def save_plan(self, run_id: int, plan: Sequence[tuple[str, Mapping[str, Any]]]) -> None: ...
     def in_flight(self) -> dict[str, dict[str, Any]]: ...
     def settle_batch(self, run_id: int, written: Mapping[str, Mapping[str, Any]],
-                     rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str]) -> None: ...
+                     rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str], *,
+                     now_current: bool = False) -> None: ...
     def close_plans(self) -> None: ...
     def rejections(self) -> dict[str, Rejection]: ...
     def start_run(self, mode: str, as_of: datetime) -> int: ...
@@ -174,6 +184,8 @@ def storage_error(path: Path, exc: sqlite3.DatabaseError | OSError) -> StateErro
 
 
 _S = TypeVar("_S")
+#: Ids bound in one ``IN (...)`` list: below SQLite's default limit of 32,766 parameters.
+_IDS_PER_STATEMENT = 10_000
 
 
 def _stops_on_storage_errors(cls: type[_S]) -> type[_S]:
@@ -225,6 +237,10 @@ class SQLiteState:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # Settling a batch touches one mirror row per record, scattered over the file (the plan is in id order,
+        # the table in pull order): with SQLite's default 2 MB page cache each of those is a read from the OS.
+        # 64 MB keeps the pages of a large mirror's hot tables in memory; it is an upper bound, not an allocation.
+        self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(_SCHEMA)
         self._check_identity(connection_id)
 
@@ -235,13 +251,21 @@ class SQLiteState:
                 self.db.executemany("INSERT INTO meta VALUES (?, ?)",
                                     [("schema", str(SCHEMA_VERSION)), ("connection", connection_id)])
             return
+        if rows.get("schema") == "1":
+            with self.transaction() as db:
+                for statement in _MIGRATE_1_TO_2.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+            rows["schema"] = str(SCHEMA_VERSION)
         if rows.get("schema") != str(SCHEMA_VERSION):
             raise StateError(f"{self.path} was written by another version (schema {rows.get('schema')})",
                              hint="move it aside; the next run rebuilds it with a full pull")
         if rows.get("connection") != connection_id:
             raise StateError(
                 f"{self.path} belongs to another CRM connection ({rows.get('connection')}, not {connection_id})",
-                hint="set sync.state_path to a separate file for each CRM account",
+                hint="if it is the same account under a new URL (a restarted sandbox, a corrected base_url), run "
+                     "`clm state rebind`; for another account, set sync.state_path to a separate file",
             )
 
     def close(self) -> None:
@@ -349,7 +373,7 @@ class SQLiteState:
         """
         keep = set(keep_properties)
         with self.transaction() as db:
-            contacts, deals = self._changed(db, contacts, deals, keep)
+            contacts, deals = self._changed(db, contacts, deals, keep, owned_names)
             contact_rows = []
             for c in contacts:
                 props = {k: _plain(v) for k, v in c.properties.items() if k in keep}
@@ -388,30 +412,47 @@ class SQLiteState:
 
     @staticmethod
     def _changed(db: sqlite3.Connection, contacts: Sequence[Contact], deals: Sequence[Deal],
-                 keep: set[str]) -> tuple[list[Contact], list[Deal]]:
+                 keep: set[str], owned_names: Mapping[str, str]) -> tuple[list[Contact], list[Deal]]:
         """The records of a page the mirror does not already hold at the same modified time (and, for contacts,
         the same stored properties; for deals, the same contacts); the others are only marked seen. Lookback
         windows and the association sweep re-read records on purpose: this keeps a re-read from counting, or
         costing, as new data. Properties are compared because a CRM may re-send a contact whose own modified
-        time did not move while its data did (Salesforce parent fields such as ``Account.Industry``)."""
-        def split(table: str, records: Sequence[Any], key: Any) -> list[Any]:
+        time did not move while its data did (Salesforce parent fields such as ``Account.Industry``).
+
+        Our own writes move a contact's modified time too, so the next incremental pull returns every record we
+        wrote. A contact whose stored properties are unchanged and whose values of our fields are the ones we
+        hold (what we wrote, as the CRM formats it: numbers as text, datetimes as ISO text or epoch ms) is not
+        new data either: it is only marked seen, neither stored again nor counted as pulled."""
+        def split(table: str, records: Sequence[Any], key: Any, ours: Callable[[Any, Any], bool]) -> list[Any]:
             if not records:
                 return []
             marks = ",".join("?" * len(records))
-            extra = ", contact_ids" if table == "deals" else ", props"
-            known = {row[0]: (row[1], json.loads(row[2]) if table == "contacts" else row[2]) for row in db.execute(
-                f"SELECT id, updated_at{extra} FROM {table} WHERE id IN ({marks})", [r.id for r in records])}
-            keys = {r.id: key(r) for r in records}
-            fresh = [r for r in records if known.get(r.id) != keys[r.id]]
-            same = [(r.id,) for r in records if known.get(r.id) == keys[r.id]]
+            extra = ", contact_ids, NULL" if table == "deals" else ", props, owned"
+            known = {row[0]: ((row[1], json.loads(row[2]) if table == "contacts" else row[2]), row[3])
+                     for row in db.execute(f"SELECT id, updated_at{extra} FROM {table} WHERE id IN ({marks})",
+                                           [r.id for r in records])}
+            fresh, same = [], []
+            for r in records:
+                stored = known.get(r.id)
+                pulled = key(r)
+                if stored is not None and (stored[0] == pulled or (stored[0][1] == pulled[1] and ours(r, stored[1]))):
+                    same.append((r.id,))
+                else:
+                    fresh.append(r)
             db.executemany(f"UPDATE {table} SET seen = 1 WHERE id = ?", same)
             return fresh
 
         def stored_props(c: Contact) -> Any:
             return json.loads(json.dumps({k: _plain(v) for k, v in c.properties.items() if k in keep}))
 
-        return (split("contacts", contacts, lambda c: (_epoch(c.updated_at), stored_props(c))),
-                split("deals", deals, lambda d: (_epoch(d.updated_at), json.dumps(list(d.contact_ids)))))
+        def only_ours(c: Contact, owned_text: str) -> bool:
+            owned = json.loads(owned_text)
+            return all(_same_value(owned.get(name), c.properties.get(crm_name))
+                       for crm_name, name in owned_names.items() if crm_name in c.properties or name in owned)
+
+        return (split("contacts", contacts, lambda c: (_epoch(c.updated_at), stored_props(c)), only_ours),
+                split("deals", deals, lambda d: (_epoch(d.updated_at), json.dumps(list(d.contact_ids))),
+                      lambda d, _: False))
 
     def _merge_contacts(self, db: sqlite3.Connection, merged: Mapping[str, str]) -> None:
         """Move what we know of merged-away contacts to the record they became.
@@ -430,10 +471,14 @@ class SQLiteState:
             marks = ",".join("?" * len(olds))
             row = db.execute("SELECT owned FROM contacts WHERE id = ?", (new,)).fetchone()
             owned = json.loads(row[0]) if row else {}
-            ours = {f for (f,) in db.execute(f"SELECT DISTINCT field FROM written WHERE record_id IN ({marks})", olds)}
-            run = db.execute(f"SELECT MAX(run_id) FROM written WHERE record_id IN ({marks})", olds).fetchone()[0]
-            db.executemany("INSERT INTO written VALUES (?, ?, ?, ?) ON CONFLICT(record_id, field) DO NOTHING",
-                           [(new, f, json.dumps(owned.get(f)), run or 0) for f in ours])
+            ours = {f for (f,) in db.execute(
+                f"SELECT DISTINCT key FROM written_values, json_each(vals) WHERE record_id IN ({marks})", olds)}
+            run = db.execute(f"SELECT MAX(run_id) FROM written_values WHERE record_id IN ({marks})", olds).fetchone()[0]
+            if ours:
+                # What the survivor already has of its own wins over what is carried over.
+                db.execute("INSERT INTO written_values VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+                           "vals = json_patch(excluded.vals, written_values.vals)",
+                           (new, json.dumps({f: owned.get(f) for f in ours}), run or 0))
             db.execute(f"INSERT INTO stages SELECT ?, stage, since FROM stages WHERE contact_id IN ({marks}) "
                        "ORDER BY since LIMIT 1 ON CONFLICT(contact_id) DO NOTHING", (new, *olds))
             db.execute(f"DELETE FROM rejections WHERE record_id IN ({marks})", olds)
@@ -449,7 +494,7 @@ class SQLiteState:
     def _drop_contacts(self, db: sqlite3.Connection, ids: Sequence[str]) -> None:
         rows = [(i,) for i in ids]
         db.executemany("DELETE FROM contacts WHERE id = ?", rows)
-        db.executemany("DELETE FROM written WHERE record_id = ?", rows)
+        db.executemany("DELETE FROM written_values WHERE record_id = ?", rows)
         db.executemany("DELETE FROM stages WHERE contact_id = ?", rows)
 
     def drop_contacts(self, ids: Sequence[str]) -> None:
@@ -460,13 +505,15 @@ class SQLiteState:
     def set_owned(self, values: Mapping[str, Mapping[str, Any]]) -> None:
         """Record the CRM's current values of our fields after we wrote them."""
         with self.transaction() as db:
-            for record_id, fields in values.items():
-                row = db.execute("SELECT owned FROM contacts WHERE id = ?", (record_id,)).fetchone()
-                if row is None:
-                    continue
-                owned = json.loads(row[0])
-                owned.update(fields)
-                db.execute("UPDATE contacts SET owned = ? WHERE id = ?", (json.dumps(owned), record_id))
+            self._set_owned(db, values)
+
+    @staticmethod
+    def _set_owned(db: sqlite3.Connection, values: Mapping[str, Mapping[str, Any]]) -> None:
+        # One statement for the batch, merged in SQL (RFC 7396 merge patch: a null drops the key, which every
+        # reader treats as the same "no value"). A record deleted meanwhile matches no row and is left alone.
+        db.executemany("UPDATE contacts SET owned = json_patch(owned, ?) WHERE id = ?",
+                       [(json.dumps({k: _plain(v) for k, v in fields.items()}), record_id)
+                        for record_id, fields in values.items()])
 
     def contacts(self) -> list[Contact]:
         """The mirrored contacts (our fields' CRM values excluded; see :meth:`owned_values`)."""
@@ -489,6 +536,43 @@ class SQLiteState:
                 "SELECT id, amount, currency, status, created_at, closed_at, updated_at, contact_ids, props "
                 "FROM deals ORDER BY id")
         ]
+
+    def contact_rows(self, properties: Iterable[str]) -> ContactRows:
+        """The mirrored contacts as per-field lists for the engine (:func:`core.engine.enrich` takes them), with
+        the named properties only: one JSON parse per contact, no record objects."""
+        names = list(properties)
+        ids: list[str] = []
+        created: list[float] = []
+        columns: dict[str, list[Any]] = {name: [] for name in names}
+        appenders = [(name, columns[name].append) for name in names]
+        for i, created_at, props in self.db.execute("SELECT id, created_at, props FROM contacts ORDER BY id"):
+            ids.append(i)
+            created.append(created_at)
+            values = json.loads(props)
+            for name, append in appenders:
+                append(values.get(name))
+        return ContactRows(ids=ids, created_at=created, properties=columns)
+
+    def deal_rows(self, properties: Iterable[str]) -> DealRows:
+        """The mirrored deals as per-field lists (see :meth:`contact_rows`)."""
+        names = list(properties)
+        out = DealRows(ids=[], amount=[], currency=[], status=[], created_at=[], closed_at=[], contact_ids=[],
+                       properties={name: [] for name in names})
+        appenders = [(name, out.properties[name].append) for name in names]
+        for i, amount, currency, status, created, closed, contacts, props in self.db.execute(
+                "SELECT id, amount, currency, status, created_at, closed_at, contact_ids, props FROM deals "
+                "ORDER BY id"):
+            out.ids.append(i)
+            out.amount.append(amount)
+            out.currency.append(currency)
+            out.status.append(status)
+            out.created_at.append(created)
+            out.closed_at.append(closed)
+            out.contact_ids.append(json.loads(contacts))
+            values = json.loads(props)
+            for name, append in appenders:
+                append(values.get(name))
+        return out
 
     def owned_values(self) -> dict[str, dict[str, Any]]:
         """The CRM's current values of our fields, per contact (as last pulled or written)."""
@@ -517,10 +601,8 @@ class SQLiteState:
 
     def written(self) -> dict[str, dict[str, Any]]:
         """The last value we successfully wrote, per record and field."""
-        out: dict[str, dict[str, Any]] = {}
-        for record_id, field, value in self.db.execute("SELECT record_id, field, value FROM written"):
-            out.setdefault(record_id, {})[field] = json.loads(value)
-        return out
+        return {record_id: json.loads(vals) for record_id, vals in self.db.execute(
+            "SELECT record_id, vals FROM written_values")}
 
     def record_written(self, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> None:
         """Remember values as written (e.g. found already equal in the CRM after an interrupted run)."""
@@ -528,12 +610,16 @@ class SQLiteState:
             self._record_written(db, run_id, values)
 
     @staticmethod
-    def _record_written(db: sqlite3.Connection, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> None:
+    def _record_written(db: sqlite3.Connection, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+        """Upsert what was written; returns each record's values as the JSON text stored, in ``values`` order."""
+        texts = [json.dumps({f: _plain(v) for f, v in fields.items()}) for fields in values.values()]
+        # One row a record; fields not in this write keep the value written before (a merge, in SQL).
         db.executemany(
-            "INSERT INTO written VALUES (?, ?, ?, ?) ON CONFLICT(record_id, field) DO UPDATE SET "
-            "value=excluded.value, run_id=excluded.run_id",
-            [(rid, f, json.dumps(_plain(v)), run_id) for rid, fields in values.items() for f, v in fields.items()],
+            "INSERT INTO written_values VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
+            "vals=json_patch(written_values.vals, excluded.vals), run_id=excluded.run_id",
+            [(rid, text, run_id) for rid, text in zip(values, texts, strict=True)],
         )
+        return texts
 
     def save_plan(self, run_id: int, plan: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         """Persist this run's planned writes before sending any (write-ahead)."""
@@ -552,13 +638,26 @@ class SQLiteState:
         return out
 
     def settle_batch(self, run_id: int, written: Mapping[str, Mapping[str, Any]],
-                     rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str]) -> None:
-        """Checkpoint one batch: written values, rejections and vanished records, atomically."""
+                     rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str], *,
+                     now_current: bool = False) -> None:
+        """Checkpoint one batch: written values, rejections and vanished records, atomically. With
+        ``now_current`` the written values are also the CRM's current values of our fields (as :meth:`set_owned`
+        records them), in the same transaction.
+
+        Set-based: one statement per table for the batch (the written values merged in SQL, the plan rows and
+        rejections matched by id list), so the cost a record is a row, not a round of queries."""
         with self.transaction() as db:
-            self._record_written(db, run_id, written)
-            db.executemany("UPDATE plan SET state = 'done' WHERE run_id = ? AND record_id = ?",
-                           [(run_id, rid) for rid in written])
-            db.executemany("DELETE FROM rejections WHERE record_id = ?", [(rid,) for rid in written])
+            texts = self._record_written(db, run_id, written)
+            if now_current:
+                db.executemany("UPDATE contacts SET owned = json_patch(owned, ?) WHERE id = ?",
+                               zip(texts, written, strict=True))
+            ids = list(written)
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start:start + _IDS_PER_STATEMENT]
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"UPDATE plan SET state = 'done' WHERE run_id = ? AND record_id IN ({marks})",
+                           (run_id, *chunk))
+                db.execute(f"DELETE FROM rejections WHERE record_id IN ({marks})", chunk)
             for rejection, _ in rejected:
                 db.execute(
                     "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
@@ -629,10 +728,55 @@ class SQLiteState:
                          json.loads(row[7]) if row[7] else None)
 
     def mark_interrupted_runs(self) -> int:
-        """Runs left 'running' by a killed process become 'interrupted'."""
+        """Runs left 'running' by a killed process become 'interrupted', with the counts their checkpoints show
+        (each settled batch marked its plan rows), so the history does not say 0 of a run that wrote 500."""
         with self.transaction() as db:
-            return db.execute("UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
-                              (datetime.now(UTC).isoformat(),)).rowcount
+            ids = [int(row[0]) for row in db.execute("SELECT id FROM runs WHERE status = 'running'")]
+            for run_id in ids:
+                counts = dict(db.execute("SELECT state, COUNT(*) FROM plan WHERE run_id = ? GROUP BY state",
+                                         (run_id,)).fetchall())
+                summary = {"run_id": run_id, "status": "interrupted", "planned_records": sum(counts.values()),
+                           "written_records": counts.get("done", 0), "rejected_count": counts.get("rejected", 0),
+                           "gone": counts.get("gone", 0),
+                           "message": "the process stopped mid-run (killed or crashed); counts are from its "
+                                      "checkpoints, and the next run resumed from them"}
+                db.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, summary = ? WHERE id = ?",
+                           (datetime.now(UTC).isoformat(), json.dumps(summary), run_id))
+            return len(ids)
+
+
+def _comparable(value: Any) -> float | str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    text = str(value)
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _same_value(ours: Any, pulled: Any) -> bool:
+    """Whether a value of our field pulled from the CRM is the one we hold, whatever the CRM's formatting: numbers
+    as text, datetimes as ISO text or epoch milliseconds (to the millisecond). Anything else counts as changed,
+    which only costs storing the record again."""
+    a, b = _comparable(ours), _comparable(pulled)
+    if isinstance(a, float) and isinstance(b, float):
+        if a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b)):
+            return True
+        # Epoch milliseconds (HubSpot's datetime form) against our seconds; only at epoch-ms magnitudes.
+        return (b > 1e11 > abs(a) and abs(b / 1000 - a) < 1e-3) or (a > 1e11 > abs(b) and abs(a / 1000 - b) < 1e-3)
+    return a == b
 
 
 def _plain(value: Any) -> Any:
@@ -642,3 +786,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN
         return None
     return value
+
+
+def bound_connection(path: Path) -> str | None:
+    """The CRM connection a state file belongs to (None: no such file, or not yet bound)."""
+    if not path.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'connection'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise storage_error(path, exc) from None
+    return str(row[0]) if row else None
+
+
+def rebind(path: Path, connection_id: str) -> None:
+    """Bind a state file to ``connection_id``: the same CRM account reached under another URL keeps its mirror,
+    cursors and written values. The caller makes sure it is the same account."""
+    try:
+        with closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("UPDATE meta SET value = ? WHERE key = 'connection'", (connection_id,))
+    except sqlite3.DatabaseError as exc:
+        raise storage_error(path, exc) from None

@@ -30,6 +30,7 @@ from hubspot.crm.deals.exceptions import ApiException as DealsApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from hubspot.oauth.exceptions import ApiException as OAuthApiException
 
+from connectors.network import base_path_hint, permanent_failure
 from connectors.transport import Budget, Transient, Transport, next_utc_midnight
 from core.config import HubSpotConfig, secret
 from core.errors import AuthError, ConnectorError, DailyLimitReached
@@ -247,6 +248,9 @@ class HubSpotClient:
             except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError,
                     urllib3.exceptions.NewConnectionError, urllib3.exceptions.MaxRetryError,
                     ConnectionError) as exc:
+                fatal = permanent_failure(exc, "HubSpot", self.config.base_url, "hubspot.base_url")
+                if fatal is not None:
+                    raise fatal from None
                 raise Transient(f"connection: {type(exc).__name__}") from exc
             self.transport.limiter.observe(budget_from_headers(response.headers))
             return parse_json(response.data)
@@ -292,7 +296,10 @@ class HubSpotClient:
             raise AuthError(f"HubSpot {operation}: missing permission ({body.get('message', '')})",
                             hint="give the app the crm.objects.contacts/deals read+write and "
                                  "crm.schemas.contacts read+write scopes")
-        raise HubSpotApiError(operation, status, body)
+        error = HubSpotApiError(operation, status, body)
+        if status == 404:
+            error.hint = base_path_hint("HubSpot", self.config.base_url, "hubspot.base_url", "https://api.hubapi.com")
+        raise error
 
 
 def _float(value: str | None) -> float | None:

@@ -52,7 +52,9 @@ class HubSpotConnector:
             RateLimiter(Limits(config.requests_per_10s, 10.0, config.daily_limit)),
             concurrency=config.max_concurrency,
         )
-        search_limiter = RateLimiter(Limits(config.search_per_second, 1.0))
+        # HubSpot counts arrivals, we count sends: the default 2% margin is 200 ms on the 10-s window but 20 ms on
+        # the 1-s search window, less than two concurrent searches' latency jitter (a SECONDLY 429 costs a 1-s pause).
+        search_limiter = RateLimiter(Limits(config.search_per_second, 1.0), safety=0.05)
         self.client = HubSpotClient(config, self.transport, token=token, timeout=timeout, clock=clock,
                                     search_acquire=search_limiter.acquire)
         self.puller = Puller(self.client, config, contact_props, deal_props, wall=wall)
@@ -76,6 +78,12 @@ class HubSpotConnector:
     def write(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         """Batch-update our properties; every record gets a result, in input order."""
         return self.writer.write(updates)
+
+    def crm_properties(self, object_type: str) -> dict[str, str]:
+        """Every property HubSpot holds on contacts or deals (``GET /crm/v3/properties/{type}``): name -> type."""
+        plural = {"contact": "contacts", "deal": "deals"}[object_type]
+        body = self.client.call(f"list {object_type} properties", "crm.properties.core_api", "get_all", plural)
+        return {str(p["name"]): str(p.get("type", "")) for p in body.get("results", [])}
 
     def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
         """Token, scopes, reachability and our properties, each with a fix."""

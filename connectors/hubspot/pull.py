@@ -19,6 +19,12 @@ Why it is shaped this way (each point is a way a simpler pull loses records in a
 - **Associations change without touching the deal** (a re-associated deal keeps its modified time): each
   incremental run also re-reads a slice of all deals with their associations, oldest first in id order, so
   every deal's attribution is refreshed within ``ceil(deals / (100 × association_sweep_pages))`` runs.
+- **The pull keeps the limiter busy**: list and search pages are chained by ``after`` tokens and keyset ids,
+  so one cursor is one request at a time; contacts and deals (each with its own cursor key) are read in two
+  threads (:func:`interleave`), pages handed over as they arrive, one waiting per stream. Searched deals are
+  grouped up to the v4 batch read's 1,000 inputs ("may not exceed 1000 IDs per request body",
+  developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api), one association
+  read per group, made while the next group is searched.
 - v4 association reads page per input (``paging.next.after`` on a result), and list results carry inline
   associations with their own paging: both are followed to the end.
 
@@ -31,8 +37,11 @@ window; ``deal_associations`` holds the sweep's list token.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from connectors.base import Page, parse_time
@@ -40,8 +49,8 @@ from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.records import MODIFIED, add_contact, add_deal, inline_contacts
 from core.config import HubSpotConfig
 
-#: The v4 associations batch read takes up to 1,000 ids per call
-#: (developers.hubspot.com/docs/api/crm/associations/v4, "Retrieve associations in bulk").
+#: The v4 associations batch read takes up to 1,000 ids per call ("may not exceed 1000 IDs per request body",
+#: developers.hubspot.com/changelog/bug-fix-batch-read-limit-for-hubspot-associations-api, February 2025).
 ASSOCIATION_BATCH = 1000
 #: Per-object association pages hold up to 500 (the v4 ``limit`` maximum).
 ASSOCIATION_PAGE = 500
@@ -77,25 +86,29 @@ class Puller:
         """Pages of records, each with the cursor to store once it is in the mirror.
 
         An object type without a cursor entry (all of them when ``cursor`` is None) is listed in full; one
-        whose entry is a full list under way continues it; the rest are searched incrementally.
+        whose entry is a full list under way continues it; the rest are searched incrementally. Contacts and
+        deals are read concurrently (each page carries only its own type's cursor key, so pages may arrive
+        interleaved); within a type pages come in cursor order.
         """
         run_start = int(self.wall() * 1000)
         self.client.read_daily_reset()
         stored = dict(cursor or {})
-        incremental_deals = False
-        for object_type in OBJECT_TYPES:
-            entry = parse_entry(stored.get(object_type))
-            if entry is None or "full" in entry:
-                yield from self._list_all(object_type, (entry or {}).get("full"), run_start)
-            else:
-                incremental_deals = incremental_deals or object_type == "deals"
-                yield from self._search(object_type, entry, run_start)
-                archived = self._archived_ids(object_type, int(entry["since"]) - self._lookback_ms())
-                if archived and object_type == "contacts":
-                    yield Page(deleted_contact_ids=archived)
-                elif archived:
-                    yield Page(deleted_deal_ids=archived)
-        if incremental_deals and self.config.association_sweep_pages:
+        streams = [self._stream(object_type, stored, run_start) for object_type in OBJECT_TYPES]
+        yield from interleave(streams, self.config.max_concurrency > 1)
+
+    def _stream(self, object_type: str, stored: Mapping[str, str], run_start: int) -> Iterator[Page]:
+        """One object type's pages: its list or search, its archived records, and for deals the sweep."""
+        entry = parse_entry(stored.get(object_type))
+        if entry is None or "full" in entry:
+            yield from self._list_all(object_type, (entry or {}).get("full"), run_start)
+            return
+        yield from self._search(object_type, entry, run_start)
+        archived = self._archived_ids(object_type, int(entry["since"]) - self._lookback_ms())
+        if archived and object_type == "contacts":
+            yield Page(deleted_contact_ids=archived)
+        elif archived:
+            yield Page(deleted_deal_ids=archived)
+        if object_type == "deals" and self.config.association_sweep_pages:
             yield from self._sweep(parse_entry(stored.get(SWEEP_KEY)) or {})
 
     def _lookback_ms(self) -> int:
@@ -119,7 +132,7 @@ class Puller:
         after: str | None = (resume or {}).get("after")
         while True:
             results, after = self._list_page(object_type, after)
-            page = self._page(object_type, results, listed=True)
+            page = self._page(object_type, results)
             # Until the list ends, the cursor is the list position; then incremental from the list's start
             # (edits made while it was read are at or after that time).
             page.cursor = {object_type: _dump({"full": {"after": after, "started": started}} if after
@@ -132,7 +145,7 @@ class Puller:
         after: str | None = entry.get("after")
         for _ in range(self.config.association_sweep_pages):
             results, after = self._list_page("deals", after)
-            page = self._page("deals", results, listed=True)
+            page = self._page("deals", results)
             page.cursor = {SWEEP_KEY: _dump({"after": after})}
             yield page
             if not after:
@@ -140,7 +153,9 @@ class Puller:
 
     # --- incremental: keyset search in capped windows ----------------------------------------------------
 
-    def _search(self, object_type: str, entry: Mapping[str, Any], run_start: int) -> Iterator[Page]:
+    def _search_pages(self, object_type: str, entry: Mapping[str, Any], run_start: int) -> Iterator[
+            tuple[list[dict[str, Any]], dict[str, str]]]:
+        """Each search page's results with the cursor that stands once they are stored."""
         since = int(entry["since"])
         if "window" in entry:
             low, high = (int(v) for v in entry["window"])
@@ -164,14 +179,61 @@ class Puller:
                                     public_object_search_request=request, search=True)
             results = body.get("results", [])
             more = bool(results) and bool(body.get("paging", {}).get("next"))
-            page = self._page(object_type, results, listed=False)
             if results:
                 last_id = str(results[-1]["id"])
-            page.cursor = {object_type: _dump({"since": since, "window": [low, high], "last_id": last_id} if more
-                                              else {"since": high})}
-            yield page
+            yield results, {object_type: _dump({"since": since, "window": [low, high], "last_id": last_id}
+                                               if more else {"since": high})}
             if not more:
                 return
+
+    def _search(self, object_type: str, entry: Mapping[str, Any], run_start: int) -> Iterator[Page]:
+        pages = self._search_pages(object_type, entry, run_start)
+        if object_type == "contacts":
+            for results, cursor in pages:
+                page = self._page(object_type, results)
+                page.cursor = cursor
+                yield page
+            return
+        yield from self._searched_deals(pages)
+
+    def _searched_deals(self, pages: Iterator[tuple[list[dict[str, Any]], dict[str, str]]]) -> Iterator[Page]:
+        """Searched deals in groups of up to :data:`ASSOCIATION_BATCH`, so that one v4 batch read serves the
+        associations of several search pages; the next group's search pages are read while the previous
+        group's associations are (at most two groups in memory). A group's page carries the cursor of its last
+        search page, so a stop never skips a deal whose associations were not stored."""
+        # A group is closed once the next search page might not fit in one batch read.
+        limit = max(ASSOCIATION_BATCH - self.config.search_page_size, 0)
+
+        def groups() -> Iterator[tuple[list[dict[str, Any]], dict[str, str]]]:
+            group: list[dict[str, Any]] = []
+            cursor: dict[str, str] = {}
+            for results, cursor in pages:
+                group.extend(results)
+                if len(group) > limit:
+                    yield group, cursor
+                    group = []
+            yield group, cursor
+
+        def read(group: list[dict[str, Any]]) -> dict[str, list[str]]:
+            return self.deal_contacts([str(raw["id"]) for raw in group])
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubspot-associations") as pool:
+            ahead: tuple[list[dict[str, Any]], dict[str, str], Future[dict[str, list[str]]]] | None = None
+            for group, cursor in groups():
+                current = (group, cursor, pool.submit(read, group))
+                if ahead is not None:
+                    yield self._deal_page(ahead[0], ahead[2].result(), ahead[1])
+                ahead = current
+            if ahead is not None:
+                yield self._deal_page(ahead[0], ahead[2].result(), ahead[1])
+
+    def _deal_page(self, results: Sequence[Mapping[str, Any]], associations: Mapping[str, Sequence[str]],
+                   cursor: dict[str, str]) -> Page:
+        page = Page(cursor=cursor)
+        company = self._company_currency(results)
+        for raw in results:
+            add_deal(raw, associations.get(str(raw["id"]), ()), page, company)
+        return page
 
     def _archived_ids(self, object_type: str, since_ms: int) -> list[str]:
         """Ids archived at or after ``since_ms`` (HubSpot lists archived records without a time filter)."""
@@ -194,7 +256,8 @@ class Puller:
 
     # --- records and associations ------------------------------------------------------------------------
 
-    def _page(self, object_type: str, results: Sequence[Mapping[str, Any]], *, listed: bool) -> Page:
+    def _page(self, object_type: str, results: Sequence[Mapping[str, Any]]) -> Page:
+        """Listed deals, or contacts (listed or searched), as a page without its cursor."""
         page = Page()
         if object_type == "contacts":
             for raw in results:
@@ -202,26 +265,12 @@ class Puller:
             if page.merged_contacts:
                 self._add_deals_of(sorted(set(page.merged_contacts.values())), page)
             return page
+        # Listed deals carry their associations inline; only those with more than one inline page are read.
         associations: dict[str, list[str]] = {}
-        unread: list[str] = []
         for raw in results:
-            deal_id = str(raw["id"])
-            if listed:
-                ids, more = inline_contacts(raw)
-                associations[deal_id] = ids
-                if more:
-                    unread.append(deal_id)
-            else:
-                unread.append(deal_id)
-        if listed:
-            for deal_id in unread:
-                associations[deal_id] = self._all_contacts_of(deal_id)
-        else:
-            associations.update(self.deal_contacts(unread))
-        company = self._company_currency(results)
-        for raw in results:
-            add_deal(raw, associations.get(str(raw["id"]), ()), page, company)
-        return page
+            ids, more = inline_contacts(raw)
+            associations[str(raw["id"])] = self._all_contacts_of(str(raw["id"])) if more else ids
+        return self._deal_page(results, associations, {})
 
     def _company_currency(self, deals: Sequence[Mapping[str, Any]]) -> str | None:
         """The portal's company currency, the one every deal amount is given in (read once per client)."""
@@ -288,3 +337,62 @@ def _extend(targets: list[str], ids: Iterator[str] | Sequence[str]) -> list[str]
             known.add(target)
             targets.append(target)
     return targets
+
+
+_DONE = object()
+
+
+def interleave(streams: Sequence[Iterator[Page]], concurrent: bool) -> Iterator[Page]:
+    """The pages of several independent streams, each run in its own thread when ``concurrent``, in the
+    order they arrive (each stream's own order kept). A stream blocks once it has one page waiting, so
+    memory stays bounded by a page per stream however large the portal; the first error of any stream
+    stops them all and is raised here. Closing the iterator (a time budget) stops the threads at their next
+    page."""
+    if not concurrent or len(streams) < 2:
+        for stream in streams:
+            yield from stream
+        return
+    arrived: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=len(streams))
+    stop = threading.Event()
+
+    def hand_over(index: int, item: object) -> bool:
+        while not stop.is_set():
+            try:
+                arrived.put((index, item), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(index: int, stream: Iterator[Page]) -> None:
+        try:
+            for page in stream:
+                if not hand_over(index, page):
+                    return
+            hand_over(index, _DONE)
+        except BaseException as exc:  # handed to the consumer, who raises it
+            hand_over(index, exc)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a stream stopped early shuts its own helpers (the association reader)
+
+    threads = [threading.Thread(target=run, args=(i, s), name=f"hubspot-pull-{i}", daemon=True)
+               for i, s in enumerate(streams)]
+    for thread in threads:
+        thread.start()
+    try:
+        running = len(streams)
+        while running:
+            _, item = arrived.get()
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                assert isinstance(item, Page)
+                yield item
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()

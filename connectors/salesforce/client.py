@@ -48,6 +48,7 @@ from simple_salesforce.exceptions import (
 )
 from simple_salesforce.login import SalesforceLogin
 
+from connectors.network import permanent_failure
 from connectors.transport import Budget, Limits, RateLimiter, Transient, Transport
 from core.config import SalesforceConfig, secret
 from core.errors import AuthError, ConnectorError, DailyLimitReached
@@ -341,6 +342,9 @@ class SalesforceClient:
             except SalesforceOperationError as exc:  # Bulk 2.0 client-side checks
                 raise ConnectorError(f"Salesforce {operation}: {exc}") from None
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                fatal = permanent_failure(exc, "Salesforce", str(sf.base_url), "the Salesforce instance URL")
+                if fatal is not None:
+                    raise fatal from None
                 raise Transient(f"connection: {type(exc).__name__}") from exc
             self._unconfirmed_logins = 0
             return result

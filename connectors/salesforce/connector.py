@@ -227,6 +227,21 @@ class SalesforceConnector:
 
     # --- check --------------------------------------------------------------------------------------------
 
+    #: Salesforce field API names are case-insensitive (``industry`` selects ``Industry``).
+    properties_case_sensitive = False
+
+    def crm_properties(self, object_type: str) -> dict[str, str]:
+        """The fields the user can see (describe) on any configured contact object, or on Opportunity.
+
+        A field on Contact but not on Lead is not missing: Leads and Contacts carry different fields, and the pull
+        already names each object a field is absent from.
+        """
+        objects = list(self.config.objects) if object_type == "contact" else [DEAL_KEY]
+        out: dict[str, str] = {}
+        for sobject in objects:
+            out.update(self.fields.describe(sobject).kinds)
+        return out
+
     def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:
         """Credentials, API reachability and allowance, read access, and our fields (present, visible).
 

@@ -108,8 +108,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, app: App, faults: FaultInjector) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, app: App, faults: FaultInjector, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.app = app
         self.faults = faults
 
@@ -128,10 +128,12 @@ class SandboxServer:
     speak https (simple-salesforce) can trust it through ``verify=ca_path``.
     """
 
-    def __init__(self, app: App, *, tls_dir: Path | None = None, faults: FaultInjector | None = None) -> None:
+    def __init__(self, app: App, *, tls_dir: Path | None = None, faults: FaultInjector | None = None,
+                 port: int = 0) -> None:
         self.app = app
         self.faults = faults or FaultInjector()
-        self._server = _Server(app, self.faults)
+        # port 0: any free port (tests); a fixed one keeps a user's base_url valid across restarts.
+        self._server = _Server(app, self.faults, port)
         self.ca_path: Path | None = None
         if tls_dir is not None:
             from connectors.sandbox.tls import make_certificates

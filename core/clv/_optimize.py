@@ -27,6 +27,9 @@ Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 PLAUSIBLE_LOG = math.log(1e5)
 SEARCH_LOG = math.log(1e6)
 _GRADIENT_TOLERANCE = 1e-5
+# Relative step of the log parameters for the finite-difference Hessian: near the cube root of the gradient's
+# relative precision, where truncation and rounding errors balance.
+_HESSIAN_STEP = 1e-4
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class Optimum:
     iterations: int
     evaluations: int
     message: str
+    #: Covariance of the log parameters (the inverse observed information, see :func:`log_covariance`); NaN
+    #: when the likelihood is flat in some direction at the optimum.
+    covariance: FloatArray
 
 
 def maximize_log_likelihood(
@@ -85,4 +91,37 @@ def maximize_log_likelihood(
         iterations=int(result.nit),
         evaluations=int(result.nfev),
         message=str(result.message),
+        covariance=log_covariance(neg_mean_ll, log_params, total_weight),
     )
+
+
+def log_covariance(neg_mean_ll: Objective, log_params: FloatArray, total_weight: float) -> FloatArray:
+    """The Laplace approximation of the log parameters' sampling distribution at the optimum: the inverse of
+    the observed information, total_weight times the Hessian of the mean negative log-likelihood.
+
+    The Hessian is taken by central differences of the analytic gradient (2k gradient evaluations, error
+    O(step^2)), symmetrised. All NaN when it is not positive definite (a flat or saddle direction: the data do
+    not pin the parameters down, so no standard error is honest).
+    """
+    k = len(log_params)
+    hessian = np.empty((k, k))
+    for j in range(k):
+        step = np.zeros(k)
+        step[j] = _HESSIAN_STEP
+        hessian[:, j] = (neg_mean_ll(log_params + step)[1] - neg_mean_ll(log_params - step)[1]) / (2 * _HESSIAN_STEP)
+    information = 0.5 * (hessian + hessian.T) * total_weight
+    try:
+        # Cholesky both tests positive definiteness and inverts stably.
+        factor = np.linalg.cholesky(information)
+        inverse = np.linalg.inv(factor)
+    except np.linalg.LinAlgError:
+        return np.full((k, k), np.nan)
+    covariance = inverse.T @ inverse
+    return covariance if np.all(np.isfinite(covariance)) else np.full((k, k), np.nan)
+
+
+def standard_errors(params: Sequence[float], covariance: FloatArray) -> FloatArray:
+    """Standard errors of the natural-scale parameters from the log-scale covariance (delta method:
+    se(theta) = theta * se(log theta), exact to first order; at the optimum it equals the inverse Hessian in
+    natural parameters, as lifetimes reports)."""
+    return np.asarray(params, dtype=np.float64) * np.sqrt(np.diag(covariance))

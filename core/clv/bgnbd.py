@@ -122,6 +122,8 @@ class BgNbdFit:
     message: str
     n_customers: float
     n_distinct_rows: int
+    #: Covariance of the log parameters at the optimum (Laplace approximation), in parameter order.
+    covariance: FloatArray
 
 
 def fit_bgnbd(
@@ -161,6 +163,7 @@ def fit_bgnbd(
         iterations=optimum.iterations,
         evaluations=optimum.evaluations,
         message=optimum.message,
+        covariance=optimum.covariance,
         n_customers=data.total_weight,
         n_distinct_rows=data.n_rows,
     )

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, gammaln
 
-from core.clv._optimize import maximize_log_likelihood
+from core.clv._optimize import maximize_log_likelihood, standard_errors
 from core.errors import FitError
 
 FloatArray = npt.NDArray[np.float64]
@@ -84,6 +84,15 @@ class GammaGammaFit:
     message: str
     n_customers: float
     independence: IndependenceCheck
+    #: Covariance of the log parameters at the optimum (Laplace approximation), in parameter order.
+    covariance: FloatArray
+
+    @property
+    def standard_errors(self) -> dict[str, float]:
+        """Standard errors of p, q, gamma from the inverse Hessian of the log-likelihood (NaN: not identified)."""
+        p = self.params
+        values = standard_errors((p.p, p.q, p.gamma), self.covariance)
+        return {name: float(se) for name, se in zip(("p", "q", "gamma"), values, strict=True)}
 
 
 def check_independence(
@@ -161,6 +170,7 @@ def fit_gamma_gamma(
         iterations=optimum.iterations,
         evaluations=optimum.evaluations,
         message=optimum.message,
+        covariance=optimum.covariance,
         n_customers=data.total_weight,
         independence=check_independence(xa, za, w),
     )

@@ -104,6 +104,8 @@ class MbgNbdFit:
     message: str
     n_customers: float
     n_distinct_rows: int
+    #: Covariance of the log parameters at the optimum (Laplace approximation), in parameter order.
+    covariance: FloatArray
 
 
 def fit_mbgnbd(
@@ -140,6 +142,7 @@ def fit_mbgnbd(
         iterations=optimum.iterations,
         evaluations=optimum.evaluations,
         message=optimum.message,
+        covariance=optimum.covariance,
         n_customers=rows.total_weight,
         n_distinct_rows=len(rows.x),
     )

@@ -106,6 +106,8 @@ class ParetoNbdFit:
     message: str
     n_customers: float
     n_distinct_rows: int
+    #: Covariance of the log parameters at the optimum (Laplace approximation), in parameter order.
+    covariance: FloatArray
 
 
 def fit_pareto_nbd(
@@ -145,6 +147,7 @@ def fit_pareto_nbd(
         iterations=optimum.iterations,
         evaluations=optimum.evaluations,
         message=optimum.message,
+        covariance=optimum.covariance,
         n_customers=rows.total_weight,
         n_distinct_rows=len(rows.x),
     )

@@ -23,9 +23,10 @@ from typing import Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from core.clv.bgnbd import BgNbdFit, fit_bgnbd
-from core.clv.mbgnbd import fit_mbgnbd
-from core.clv.paretonbd import fit_pareto_nbd
+from core.clv._optimize import standard_errors
+from core.clv.bgnbd import BgNbdFit, BgNbdParams, fit_bgnbd
+from core.clv.mbgnbd import MbgNbdParams, fit_mbgnbd
+from core.clv.paretonbd import ParetoNbdParams, fit_pareto_nbd
 from core.clv.summary import DAYS_PER_UNIT, SECONDS_PER_DAY, TimeUnit, TransactionSummary, summarize
 from core.errors import FitError
 
@@ -64,6 +65,25 @@ class PurchaseModelFit:
     parameters: dict[str, float]
     log_likelihood: float
     iterations: int
+    #: Covariance of the log parameters at the optimum, in the order of ``parameters`` (NaN: not identified).
+    covariance: FloatArray
+
+    @property
+    def standard_errors(self) -> dict[str, float]:
+        """Each parameter's standard error from the inverse Hessian of the log-likelihood (NaN: not identified)."""
+        values = standard_errors(list(self.parameters.values()), self.covariance)
+        return {name: float(se) for name, se in zip(self.parameters, values, strict=True)}
+
+    def with_parameters(self, values: FloatArray) -> PurchaseParams:
+        """The same model with other parameter values (natural scale, in the order of ``parameters``)."""
+        return _PARAMS[self.model](*(float(v) for v in values))
+
+
+_PARAMS: dict[str, Callable[..., PurchaseParams]] = {
+    "bgnbd": BgNbdParams,
+    "mbgnbd": MbgNbdParams,
+    "pareto_nbd": ParetoNbdParams,
+}
 
 
 def fit_purchase_model(
@@ -84,7 +104,7 @@ def describe_bgnbd(fit: BgNbdFit) -> PurchaseModelFit:
     """The model-independent view of a BG/NBD fit."""
     p = fit.params
     named = {"r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b}
-    return PurchaseModelFit("bgnbd", p, named, fit.log_likelihood, fit.iterations)
+    return PurchaseModelFit("bgnbd", p, named, fit.log_likelihood, fit.iterations, fit.covariance)
 
 
 def _fit_bgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, w: npt.ArrayLike | None) -> PurchaseModelFit:
@@ -95,14 +115,14 @@ def _fit_mbgnbd(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, w: npt.A
     fit = fit_mbgnbd(x, t_x, T, weights=w)
     p = fit.params
     named = {"r": p.r, "alpha": p.alpha, "a": p.a, "b": p.b}
-    return PurchaseModelFit("mbgnbd", p, named, fit.log_likelihood, fit.iterations)
+    return PurchaseModelFit("mbgnbd", p, named, fit.log_likelihood, fit.iterations, fit.covariance)
 
 
 def _fit_pareto(x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike, w: npt.ArrayLike | None) -> PurchaseModelFit:
     fit = fit_pareto_nbd(x, t_x, T, weights=w)
     p = fit.params
     named = {"r": p.r, "alpha": p.alpha, "s": p.s, "beta": p.beta}
-    return PurchaseModelFit("pareto_nbd", p, named, fit.log_likelihood, fit.iterations)
+    return PurchaseModelFit("pareto_nbd", p, named, fit.log_likelihood, fit.iterations, fit.covariance)
 
 
 _FITTERS: dict[str, Callable[[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike, npt.ArrayLike | None], PurchaseModelFit]] = {

@@ -1,4 +1,4 @@
-"""Synthetic customer bases drawn from the BG/NBD and Gamma-Gamma models, for tests and benchmarks.
+"""Synthetic customer bases drawn from the BG/NBD, Pareto/NBD and Gamma-Gamma models, for tests and benchmarks.
 
 Vectorised: one draw per customer and per quantity, no loop over purchases. Given the number N of Poisson
 purchase events in (0, T], their times are N uniform order statistics on (0, T]; a customer who drops out
@@ -13,6 +13,7 @@ import numpy.typing as npt
 
 from core.clv.bgnbd import BgNbdParams
 from core.clv.gamma_gamma import GammaGammaParams
+from core.clv.paretonbd import ParetoNbdParams
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -43,3 +44,20 @@ def simulate_mean_spend(params: GammaGammaParams, x: npt.ArrayLike, rng: np.rand
     # The mean of x Gamma(p, nu) amounts is Gamma(p x, x nu).
     zbar[has] = rng.gamma(params.p * xa[has], 1.0 / (xa[has] * nu[has]))
     return zbar
+
+
+def simulate_pareto_nbd(
+    params: ParetoNbdParams, T: npt.ArrayLike, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Draw (x, t_x) for customers observed over (0, T] under Pareto/NBD ``params``: purchase rate
+    lambda ~ Gamma(r, alpha), dropout rate mu ~ Gamma(s, beta), lifetime ~ Exponential(mu); the x purchases
+    while active in (0, min(lifetime, T)] are uniform there, so the last is that span times U^(1/x)."""
+    Ta = np.asarray(T, dtype=np.float64)
+    rate = rng.gamma(params.r, 1.0 / params.alpha, size=Ta.shape)
+    dropout = rng.gamma(params.s, 1.0 / params.beta, size=Ta.shape)
+    active = np.minimum(rng.exponential(1.0, size=Ta.shape) / dropout, Ta)
+    x = rng.poisson(rate * active).astype(np.int64)
+    has = x > 0
+    t_x = np.zeros(Ta.shape)
+    t_x[has] = active[has] * rng.uniform(size=int(has.sum())) ** (1.0 / x[has])
+    return x, t_x

@@ -22,7 +22,7 @@ def test_help_lists_the_commands() -> None:
 
 def test_init_writes_a_valid_starter_for_each_crm(tmp_path: Path) -> None:
     runner = CliRunner()
-    for crm in ("hubspot", "salesforce"):
+    for crm in ("hubspot", "salesforce", "files"):
         path = tmp_path / f"{crm}.toml"
         result = runner.invoke(cli, ["init", "--crm", crm, "--path", str(path)])
         assert result.exit_code == 0, result.output

@@ -31,9 +31,12 @@ VALID: dict[str, list[str]] = {
     "pull": [],
     "score": ["-o", "scores.csv"],
     "runs": [],
+    "runs show": ["1"],
+    "state rebind": [],
     "report": [],
     "demo": ["--contacts", "20"],
     "sandbox serve": ["--contacts", "5"],
+    "clv holdout": ["--calibration-end", "2024-06-30", "--holdout-end", "2024-12-31"],
 }
 
 
@@ -43,6 +46,8 @@ def walk(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
     for name, command in group.commands.items():
         full = f"{prefix}{name}"
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # runnable itself too (`clm runs`, `clm runs show N`)
+                found[full] = command
             found.update(walk(command, f"{full} "))
         else:
             found[full] = command

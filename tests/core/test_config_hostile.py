@@ -24,7 +24,7 @@ from cli.main import cli
 from core.config import MissingSecret, looks_like_secret, parse_config, secret
 from core.config import load_config as load
 from core.errors import ConfigError
-from core.fields import OUTPUT_FIELDS
+from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS
 from core.stages import HUBSPOT_LIFECYCLE_ORDER
 
 SUITE = "bad configurations"
@@ -296,7 +296,7 @@ def test_generated_native_stage_values_are_refused(hostile: Counter, value: str)
 
 @FAST
 @given(names=st.lists(_WORDS, min_size=1, max_size=4).filter(
-    lambda ns: any(n not in {f.name for f in OUTPUT_FIELDS} for n in ns)))
+    lambda ns: any(n not in {f.name for f in (*OUTPUT_FIELDS, *OPTIONAL_OUTPUT_FIELDS)} for n in ns)))
 def test_generated_write_fields_names_are_refused(hostile: Counter, names: list[str]) -> None:
     assert_refused(hostile, {"sync": {"write_fields": names}}, "sync.write_fields", "not one of our fields")
 

@@ -22,7 +22,7 @@ from core.models import Contact, Deal
 def start_hubspot_sandbox(contacts: Iterable[Contact] = (), deals: Iterable[Deal] = (), *,
                           emulator: HubSpotEmulator | None = None, token: str = DEFAULT_TOKEN,
                           rate_limits: RateLimits | None = None, faults: FaultInjector | None = None,
-                          db_path: Path | None = None, search_lag_ms: int = 3000
+                          db_path: Path | None = None, search_lag_ms: int = 3000, port: int = 0
                           ) -> tuple[SandboxServer, HubSpotEmulator]:
     """Seed an emulator (a default one unless given), serve it over HTTP on loopback, and return both.
 
@@ -35,7 +35,7 @@ def start_hubspot_sandbox(contacts: Iterable[Contact] = (), deals: Iterable[Deal
     if db_path is not None and Path(db_path).exists():
         emulator.load(Path(db_path))
     emulator.seed(contacts, deals)
-    server = SandboxServer(emulator, faults=faults).start()
+    server = SandboxServer(emulator, faults=faults, port=port).start()
     return server, emulator
 
 

@@ -35,7 +35,7 @@ from connectors.sandbox.hubspot.schema import (
     infer_type,
 )
 from connectors.sandbox.hubspot.values import Stored, iso_ms, parse_time, plain_number, render, to_ms
-from core.models import Contact, Deal, DealStatus
+from core.models import Contact, Deal, DealStatus, FieldType
 
 #: v4 association type ids HubSpot defines for deals and contacts (HUBSPOT_DEFINED; deal_to_contact 3,
 #: contact_to_deal 4 — developers.hubspot.com/docs/api/crm/associations/v4#association-type-id-values).
@@ -188,33 +188,41 @@ class SearchView:
 
     ``pending`` holds, per record changed within the lag, when its change becomes visible and its indexed
     state (a snapshot, or None when it was not searchable): only those records cost a copy. ``mods``/``ids``
-    are the searchable records sorted by (indexed modified time, id), as numpy arrays, rebuilt lazily from
-    ``dirty`` (records whose indexed state changed since), so writes stay O(1) and a window on the modified
-    time is two binary searches.
+    are the searchable records sorted by (indexed modified time, id), as numpy arrays, brought up to date
+    lazily from ``dirty`` (record id -> the modified time the arrays hold for it, None when they hold none),
+    so writes stay O(1) and a window on the modified time is two binary searches. A settle with few changes
+    removes and inserts them in place (O(changes × log n) searches plus one array copy), not a re-sort of the
+    whole index: a sync's writes interleaved with searches must not cost O(n log n) per search page.
     """
 
     def __init__(self) -> None:
         self.pending: dict[int, tuple[int, Record | None]] = {}  # id -> (visible at ms, indexed state)
         self.due: list[tuple[int, int]] = []  # heap of (visible at ms, id); stale entries are skipped
-        self.dirty: set[int] = set()
+        self.dirty: dict[int, int | None] = {}
         self.mods: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, dtype=np.int64)
         self.ids: np.ndarray[Any, np.dtype[np.int64]] = np.zeros(0, dtype=np.int64)
         self.generation = 0  # bumped whenever what search sees changes (cached results key on it)
 
+    def _mark(self, record_id: int, indexed: Record | None) -> None:
+        """Record that ``record_id``'s indexed state is stale; ``indexed`` is what the arrays hold for it now
+        (the first mark since the last settle wins: later ones describe states the arrays never held)."""
+        if record_id not in self.dirty:
+            self.dirty[record_id] = indexed.updated if indexed is not None and indexed.archived_at is None else None
+
     def changing(self, record: Record, *, is_new: bool, due: int | None) -> None:
         """Call before a record's searchable state changes; ``due`` is when the change becomes searchable
         (None: at once)."""
-        if due is None:
-            self.pending.pop(record.id, None)
-            self.dirty.add(record.id)
-            return
         known = self.pending.pop(record.id, None)
         if known is not None:
             state: Record | None = known[1]
         elif is_new:
             state = None
         else:
-            state = _snapshot(record)
+            state = _snapshot(record) if due is not None else record
+        if due is None:
+            if record.id not in self.dirty:  # inline :meth:`_mark`: seeding calls this once per record
+                self.dirty[record.id] = state.updated if state is not None and state.archived_at is None else None
+            return
         self.pending[record.id] = (due, state)
         heapq.heappush(self.due, (due, record.id))
 
@@ -233,27 +241,65 @@ class SearchView:
             known = pending.get(record_id)
             if known is not None and known[0] == due:  # not superseded by a later change
                 del pending[record_id]
-                self.dirty.add(record_id)
+                self._mark(record_id, known[1])
         if not self.dirty:
             return
-        changed = np.fromiter(self.dirty, dtype=np.int64, count=len(self.dirty))
-        self.dirty.clear()
-        keep = ~np.isin(self.ids, changed)
-        fresh = [(r.updated, r.id) for r in (self.view(table, int(i)) for i in changed)
+        dirty, self.dirty = self.dirty, {}
+        fresh = [(r.updated, r.id) for r in (self.view(table, i) for i in dirty)
                  if r is not None and r.archived_at is None]
-        mods = np.concatenate([self.mods[keep], np.fromiter((m for m, _ in fresh), dtype=np.int64,
-                                                             count=len(fresh))])
-        ids = np.concatenate([self.ids[keep], np.fromiter((i for _, i in fresh), dtype=np.int64,
-                                                           count=len(fresh))])
-        order = np.lexsort((ids, mods))
-        self.mods, self.ids = mods[order], ids[order]
+        held = [(i, m) for i, m in dirty.items() if m is not None]
+        gone: list[int] | None = None
+        if len(dirty) * 16 <= len(self.ids):
+            gone = [self._position(self.mods, self.ids, m, i) for i, m in held]
+            if any(p >= len(self.ids) or int(self.ids[p]) != i for p, (i, _) in zip(gone, held, strict=True)):
+                gone = None  # the arrays do not hold what was recorded (never expected): re-sort them
+        if gone is None:
+            keep = ~np.isin(self.ids, np.fromiter(dirty, dtype=np.int64, count=len(dirty)))
+            mods = np.concatenate([self.mods[keep], np.array([m for m, _ in fresh], dtype=np.int64)])
+            ids = np.concatenate([self.ids[keep], np.array([i for _, i in fresh], dtype=np.int64)])
+            order = np.lexsort((ids, mods))
+            self.mods, self.ids = mods[order], ids[order]
+        else:
+            self.mods, self.ids = self._splice(gone, fresh)
         self.generation += 1
+
+    def _splice(self, gone: list[int], fresh: list[tuple[int, int]]) -> tuple[
+            np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.int64]]]:
+        """The arrays without the entries at ``gone`` and with ``fresh`` (mod, id) pairs in place, built in one
+        copy: the pieces between the changes are concatenated once (a delete then an insert copy twice)."""
+        # Positions in the current arrays; a pair is inserted before the entry at its position, and at a
+        # position both inserted and removed, the insertion comes first (it sorts before that entry).
+        events = sorted([(self._position(self.mods, self.ids, m, i), 0, m, i) for m, i in fresh]
+                        + [(p, 1, 0, 0) for p in gone])
+        mod_parts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        id_parts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        start = 0
+        for position, removed, mod, record_id in events:
+            mod_parts.append(self.mods[start:position])
+            id_parts.append(self.ids[start:position])
+            if removed:
+                start = position + 1
+            else:
+                mod_parts.append(np.array([mod], dtype=np.int64))
+                id_parts.append(np.array([record_id], dtype=np.int64))
+                start = position
+        mod_parts.append(self.mods[start:])
+        id_parts.append(self.ids[start:])
+        return np.concatenate(mod_parts), np.concatenate(id_parts)
+
+    @staticmethod
+    def _position(mods: np.ndarray[Any, np.dtype[np.int64]], ids: np.ndarray[Any, np.dtype[np.int64]],
+                  mod: int, record_id: int) -> int:
+        """Where (mod, id) sits, or would be inserted, in arrays sorted by (mod, id)."""
+        lo = int(np.searchsorted(mods, mod, side="left"))
+        hi = int(np.searchsorted(mods, mod, side="right"))
+        return lo + int(np.searchsorted(ids[lo:hi], record_id))
 
     def rebuild(self, table: Table) -> None:
         """Index every live record as it is now (after seeding or loading)."""
         self.pending.clear()
         self.due.clear()
-        self.dirty = set(table.records)
+        self.dirty = dict.fromkeys(table.records)
         self.mods = np.zeros(0, dtype=np.int64)
         self.ids = np.zeros(0, dtype=np.int64)
         self.settle(table, 0)
@@ -649,6 +695,16 @@ class Store:
             result.contact_ids[contact.id] = str(record.id)
         for deal in deals:
             self._seed_deal(deal, result)
+        # A property every seeded record leaves empty still exists in the portal (an admin created it; no record
+        # has a value yet): without it, `clm check` would call a correctly spelt property missing.
+        from connectors.sandbox.generator import DEAL_PROPERTY_TYPES, PROPERTY_TYPES
+
+        samples: dict[FieldType, object] = {FieldType.NUMBER: 0.0, FieldType.BOOL: True,
+                                            FieldType.DATETIME: datetime(2000, 1, 1)}
+        for object_type, types in (("contacts", PROPERTY_TYPES), ("deals", DEAL_PROPERTY_TYPES)):
+            for name, kind in types.items():
+                if name not in self.tables[object_type].props:
+                    self.define(object_type, name, samples.get(kind, ""))
         self.tables["contacts"].unique.clear()
         return result
 

@@ -1,0 +1,8 @@
+"""The file connector: contacts and deals from CSV or JSON Lines exports of any CRM, the enrichment out as CSV."""
+
+from connectors.files.connector import FilesConnector
+from connectors.files.output import output_column
+from connectors.files.records import BadRow
+from connectors.files.snapshot import ExportDiff
+
+__all__ = ["BadRow", "ExportDiff", "FilesConnector", "output_column"]

@@ -1,0 +1,86 @@
+"""Preflight (issue 16): a configured property the CRM does not have is named with a did-you-mean by `clm check`,
+and a run does not write the scores computed from it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from connectors.sandbox.generator import generate
+from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
+from connectors.sandbox.server import SandboxServer
+
+
+@pytest.fixture
+def sandbox() -> Iterator[tuple[SandboxServer, HubSpotEmulator]]:
+    data = generate(300, seed=5)
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                             rate_limits=RateLimits.professional())
+    yield server, emulator
+    server.stop()
+
+
+def configure(tmp_path: Path, server: SandboxServer, emulator: HubSpotEmulator, monkeypatch: pytest.MonkeyPatch,
+              misspell: bool) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
+    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
+    path = tmp_path / "clm.toml"
+    text = path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"')
+    text = text.replace("requests_per_10s = 100", "requests_per_10s = 190")
+    if misspell:
+        text = text.replace("jobtitle", "jobtitel")
+    path.write_text(text)
+
+
+def test_check_names_a_misspelled_property_with_did_you_mean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
+    server, emulator = sandbox
+    configure(tmp_path, server, emulator, monkeypatch, misspell=True)
+    result = CliRunner().invoke(cli, ["check", "--json"])
+    assert result.exit_code == 1, result.output
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    line = checks["configured contact properties exist in the CRM"]
+    assert not line["ok"]
+    assert "no contact property 'jobtitel'" in line["detail"] and "did you mean 'jobtitle'?" in line["detail"]
+    assert [m["name"] for m in line["missing"]] == ["jobtitel"]
+    text = CliRunner().invoke(cli, ["check"])
+    assert "✗ configured contact properties exist in the CRM" in text.output
+    assert "data.contact_properties.jobtitel" in text.output
+
+
+def test_run_withholds_scores_that_depend_on_a_missing_property(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
+    server, emulator = sandbox
+    configure(tmp_path, server, emulator, monkeypatch, misspell=True)
+    dry = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
+    assert dry.exit_code == 0, dry.output
+    summary = json.loads(dry.output)
+    assert summary["problems"][0].startswith("data.contact_properties.jobtitel: the CRM has no contact property")
+    assert "did you mean 'jobtitle'?" in summary["problems"][0]
+    assert "fit_score" in summary["problems"][0]
+    for name in ("fit_score", "lead_score", "grade", "stage"):
+        assert name not in summary["planned_fields"], f"{name} depends on jobtitel and must not be planned"
+    assert summary["planned_fields"].get("clv"), "fields that do not depend on it are still written"
+
+    sync = CliRunner().invoke(cli, ["sync"])
+    assert sync.exit_code == 0, sync.output
+    assert "did you mean 'jobtitle'?" in sync.output
+    some = emulator.ids("contacts")[0]
+    assert emulator.property_writes_to("contacts", some).get("clm_clv")
+    assert not emulator.property_writes_to("contacts", some).get("clm_fit_score")
+
+
+def test_correct_configuration_passes_the_property_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
+    server, emulator = sandbox
+    configure(tmp_path, server, emulator, monkeypatch, misspell=False)
+    checks = {c["name"]: c for c in json.loads(CliRunner().invoke(cli, ["check", "--json"]).output)["checks"]}
+    assert checks["configured contact properties exist in the CRM"]["ok"]
+    assert checks["configured deal properties exist in the CRM"]["ok"], checks["configured deal properties exist "
+                                                                              "in the CRM"]["detail"]

@@ -1,0 +1,116 @@
+"""A sandbox a user can come back to (issue 16): `clm sandbox serve` keeps its data in --state and its port, so
+a project pointed at it keeps syncing after a restart with no edit; its generated data is dated today."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+CLM = "from cli.main import main; main()"
+
+
+@contextmanager
+def serving(state: Path, *extra: str) -> Iterator[tuple[str, str]]:
+    """Run `clm sandbox serve` in a process; yield its base URL and token; stop it as Ctrl-C/SIGTERM would."""
+    process = subprocess.Popen([sys.executable, "-c", CLM, "sandbox", "serve", "--contacts", "60", "--state",
+                                str(state), "--no-rate-limit", *extra], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("serving"):
+            break
+    text = "".join(lines)
+    try:
+        url = text.split("HubSpot sandbox: http", 1)[1].split()[0]
+        token = text.split("export HUBSPOT_TOKEN=", 1)[1].split()[0]
+        yield "http" + url, token
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def latest_close(url: str, token: str) -> str:
+    """The latest deal close date in the sandbox, paging through every deal."""
+    dates: list[str] = []
+    after: str | None = None
+    while True:
+        params = {"limit": 100, "properties": "closedate", **({"after": after} if after else {})}
+        body = httpx.get(f"{url}/crm/v3/objects/deals", params=params,
+                         headers={"Authorization": f"Bearer {token}"}).json()
+        dates += [d["properties"]["closedate"] for d in body["results"] if d["properties"].get("closedate")]
+        after = (body.get("paging") or {}).get("next", {}).get("after")
+        if not after:
+            return max(dates)
+
+
+def test_restarted_sandbox_keeps_data_and_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "sandbox"
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
+    with serving(state) as (url, token):
+        monkeypatch.setenv("HUBSPOT_TOKEN", token)
+        path = tmp_path / "clm.toml"
+        path.write_text(path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{url}"'))
+        first = CliRunner().invoke(cli, ["sync"])
+        assert first.exit_code == 0, first.output
+        assert "wrote 60 records" in first.output
+        latest = latest_close(url, token)
+        assert datetime.fromisoformat(latest.replace("Z", "+00:00")) > datetime.now(UTC) - timedelta(days=120), \
+            "generated data is dated up to today"
+    assert (state / "hubspot.sqlite").exists()
+    with serving(state) as (again, _):
+        assert again == url, "the same address after a restart"
+        second = CliRunner().invoke(cli, ["sync", "--json"])
+        assert second.exit_code == 0, second.output
+        assert '"write_calls": 0' in second.output, "the data, our written values included, came back"
+
+
+def test_as_of_dates_the_generated_data(tmp_path: Path) -> None:
+    with serving(tmp_path / "s", "--as-of", "2025-06-30", "--port", "0") as (url, token):
+        latest = latest_close(url, token)
+    assert "2025-03-01" < latest[:10] <= "2025-06-30"
+
+
+def test_state_rebind_to_a_new_url_of_the_same_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.sandbox.generator import generate
+    from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
+
+    data = generate(80, seed=2)
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                             rate_limits=RateLimits.off(), search_lag_ms=0)
+    try:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
+        assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
+        path = tmp_path / "clm.toml"
+        starter = path.read_text()
+        path.write_text(starter.replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"'))
+        assert CliRunner().invoke(cli, ["sync"]).exit_code == 0
+        # The same portal under another spelling of its address, as after fixing a typo in base_url.
+        moved = server.url.replace("127.0.0.1", "localhost")
+        path.write_text(starter.replace('base_url = "https://api.hubapi.com"', f'base_url = "{moved}"'))
+        refused = CliRunner().invoke(cli, ["sync"])
+        assert refused.exit_code != 0 and "clm state rebind" in refused.output
+        unconfirmed = CliRunner().invoke(cli, ["state", "rebind"])
+        assert unconfirmed.exit_code == 2 and "--yes" in unconfirmed.output
+        rebound = CliRunner().invoke(cli, ["state", "rebind", "--yes"])
+        assert rebound.exit_code == 0, rebound.output
+        again = CliRunner().invoke(cli, ["sync", "--json"])
+        assert again.exit_code == 0, again.output
+        assert '"write_calls": 0' in again.output, "the mirror and written values were kept"
+    finally:
+        server.stop()

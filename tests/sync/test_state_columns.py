@@ -1,0 +1,139 @@
+"""The state store's set-based paths: settling a batch, the columnar mirror read, our own writes re-pulled."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.fields import OUTPUT_FIELDS
+from core.models import Contact
+from sync import planner
+from sync.planner import make_plan
+from sync.state import SQLiteState
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+OWNED = {"clm_stage": "stage", "clm_lead_score": "lead_score"}
+
+
+def contact(i: str, updated: float = 0.0, **props: object) -> Contact:
+    return Contact(id=i, created_at=T, updated_at=datetime.fromtimestamp(T.timestamp() + updated, tz=UTC),
+                   properties=props)  # type: ignore[arg-type]
+
+
+def test_settling_merges_each_records_values_in_one_row(tmp_path: Path) -> None:
+    state = SQLiteState(tmp_path / "s.db", "x")
+    state.apply_page([contact("1"), contact("2")], [], [], [], {}, OWNED)
+    state.save_plan(1, [("1", {"stage": "lead", "lead_score": 40.0}), ("2", {"stage": "customer"})])
+    written = {"1": {"stage": "lead", "lead_score": 40.0}, "2": {"stage": "customer"}}
+    state.settle_batch(1, written, [], [])
+    state.set_owned(written)
+    state.save_plan(2, [("1", {"lead_score": 55.0, "computed_at": T})])
+    # With now_current the checkpoint also records our values as the CRM's, in the same transaction.
+    state.settle_batch(2, {"1": {"lead_score": 55.0, "computed_at": T}}, [], [], now_current=True)
+    # Fields not in the later write keep what was written before; datetimes are stored as ISO text.
+    assert state.written() == {"1": {"stage": "lead", "lead_score": 55.0, "computed_at": T.isoformat()},
+                               "2": {"stage": "customer"}}
+    assert state.owned_values() == {"1": {"stage": "lead", "lead_score": 55.0, "computed_at": T.isoformat()},
+                                    "2": {"stage": "customer"}}
+    assert state.in_flight() == {}
+    assert state.db.execute("SELECT COUNT(*) FROM written_values").fetchone()[0] == 2
+
+
+def test_a_version_1_state_file_keeps_what_it_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteState(path, "x").close()
+    db = sqlite3.connect(path)
+    # Version 1's layout: one row per record and field.
+    db.executescript("""
+        DROP TABLE written_values;
+        CREATE TABLE written (record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT, run_id INTEGER NOT NULL,
+                              PRIMARY KEY (record_id, field));
+        INSERT INTO written VALUES ('1', 'stage', '"lead"', 3), ('1', 'lead_score', '40.5', 4),
+                                   ('2', 'p_alive', 'null', 3);
+        UPDATE meta SET value = '1' WHERE key = 'schema';
+    """)
+    db.commit()
+    db.close()
+    state = SQLiteState(path, "x")
+    assert state.written() == {"1": {"stage": "lead", "lead_score": 40.5}, "2": {"p_alive": None}}
+    assert state.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == "2"
+
+
+VALUE_POOL = {
+    "stage": ["lead", "customer", None, ""],
+    "lead_score": [40.0, 40.1, 55.0, "40", "40.0", "55.000001", None, "n/a"],
+    "stage_since": [T, datetime(2026, 1, 2, tzinfo=UTC), T.isoformat(), str(int(T.timestamp() * 1000)),
+                    "2026-01-01T00:00:00.400Z", None],
+    "p_alive": [None, 0.5, "0.5", 0.9],
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(*(st.sampled_from([*range(len(pool)), -1]) for pool in VALUE_POOL.values())),
+                min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_the_column_prefilter_plans_exactly_what_the_record_by_record_diff_does(
+        rows: list[tuple[int, ...]], rng: Any) -> None:
+    """Desired, CRM and written values drawn from one pool (CRM formatting included); -1 leaves a field out."""
+    def pick(index: int) -> dict[str, Any]:
+        return {name: pool[(index + k * 3) % len(pool)] for k, (name, pool) in enumerate(VALUE_POOL.items())}
+
+    desired: dict[str, dict[str, Any]] = {}
+    current: dict[str, dict[str, Any]] = {}
+    written: dict[str, dict[str, Any]] = {}
+    for n, row in enumerate(rows):
+        rid = str(n)
+        desired[rid] = {name: pool[i] for (name, pool), i in zip(VALUE_POOL.items(), row, strict=True) if i >= 0}
+        desired[rid]["computed_at"] = T
+        current[rid] = {k: v for k, v in pick(rng.randrange(20)).items() if rng.random() < 0.8}
+        written[rid] = {k: v for k, v in (desired[rid] if rng.random() < 0.5 else pick(rng.randrange(20))).items()
+                        if rng.random() < 0.8}
+    specs = [s for s in OUTPUT_FIELDS if s.name in VALUE_POOL or s.name == "computed_at"]
+    fast = make_plan(desired, current, written, specs)
+    with patch.object(planner, "_settled_out", lambda d, *_: sorted(d)):
+        slow = make_plan(desired, current, written, specs)
+    assert fast.writes == slow.writes
+    assert fast.conflicts == slow.conflicts
+    assert fast.already_current == slow.already_current
+
+
+def test_a_record_whose_only_change_is_our_own_write_is_not_new_data(tmp_path: Path) -> None:
+    state = SQLiteState(tmp_path / "s.db", "x")
+    owned = {**OWNED, "clm_stage_since": "stage_since"}
+    state.apply_page([contact("1", jobtitle="CEO"), contact("2", jobtitle="CTO")], [], [], [], {}, owned, {"jobtitle"})
+    ours = {"stage": "lead", "lead_score": 40.5, "stage_since": T.isoformat()}
+    state.set_owned({"1": ours, "2": ours})
+    # Our write moved the modified time; the CRM formats our values its own way (numbers as text, epoch ms).
+    echo = {"jobtitle": "CEO", "clm_stage": "lead", "clm_lead_score": "40.5",
+            "clm_stage_since": str(int(T.timestamp() * 1000))}
+    edited = {**echo, "jobtitle": "CTO", "clm_lead_score": "12"}  # a person changed one of our fields
+    assert state.apply_page([contact("1", updated=60, **echo), contact("2", updated=60, **edited)], [], [], [],
+                            {"contacts": "9"}, owned, {"jobtitle"}) == (1, 0)
+    assert state.owned_values()["1"] == ours, "not stored again"
+    assert state.owned_values()["2"]["lead_score"] == "12"
+    assert [r for r in state.db.execute("SELECT seen FROM contacts ORDER BY id")] == [(1,), (1,)]
+    # A changed property is new data even when our fields are as we wrote them.
+    assert state.apply_page([contact("1", updated=90, **{**echo, "jobtitle": "CFO"})], [], [], [], {}, owned,
+                            {"jobtitle"}) == (1, 0)
+
+
+def test_the_columnar_read_enriches_exactly_as_the_records_do(tmp_path: Path) -> None:
+    from connectors.sandbox.generator import generate
+    from core.config import ClmConfig
+    from core.engine import enrich
+
+    data = generate(400, seed=5)
+    config = ClmConfig()
+    state = SQLiteState(tmp_path / "s.db", "x")
+    keep = set(config.data.contact_properties) | set(config.data.deal_properties)
+    state.apply_page(data.contact_records(), data.deal_records(), [], [], {}, {}, keep)
+    by_rows = enrich(state.contact_rows(config.data.contact_properties),
+                     state.deal_rows(sorted(config.data.deal_properties)), config, data.as_of)
+    by_records = enrich(state.contacts(), state.deals(), config, data.as_of)
+    assert list(by_rows.rows()) == list(by_records.rows())
+    assert by_rows.diagnostics_dict()["data"] == by_records.diagnostics_dict()["data"]
