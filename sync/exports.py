@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,28 +19,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core.csvcell import neutralise_cell
 from core.errors import UsageError
 from core.redact import redact, redact_values
 from sync.planner import Plan
-
-#: First characters that make Excel, LibreOffice Calc or Google Sheets read a cell as a formula: OWASP "CSV
-#: Injection" lists =, +, -, @, tab and carriage return; OWASP ASVS 5.0 requirement 1.2.10 adds the NUL character.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\0")
-
-#: A plain decimal number: a spreadsheet reads it as a constant, never as a formula, whatever its sign.
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def neutralise_cell(value: object) -> object:
-    """A CSV cell that a spreadsheet shows as text and never evaluates (OWASP: prefix ``'`` to risky cells).
-
-    Numbers stay numbers, negative ones included: Python numbers, and text that is nothing but a decimal number
-    (``-12.5``, ``+3``, ``-1e5``), cannot carry a formula, and prefixing them would turn every negative amount into
-    text that sums and sorts wrongly. Any other text starting with a trigger character gets the ``'`` prefix.
-    """
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
 
 
 def cannot_write(path: Path, exc: OSError) -> UsageError:

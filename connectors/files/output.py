@@ -30,14 +30,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.csvcell import neutralise_cell
 from core.errors import ConnectorError
 from core.models import FieldSpec, FieldType
 
 ID_COLUMN = {"csv": "id", "hubspot": "Record ID", "salesforce": "Id"}
-#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection"); the same rule as
-#: sync/exports.py, which connectors may not import.
-_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\0")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def output_column(logical: str, output_format: str) -> str:
@@ -66,11 +63,7 @@ def format_value(spec: FieldSpec, value: Any, output_format: str) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(round(value, 6))
-    return _neutral(str(value))
-
-
-def _neutral(text: str) -> str:
-    return "'" + text if text.startswith(_TRIGGERS) and not _NUMBER.fullmatch(text) else text
+    return str(neutralise_cell(str(value)))
 
 
 class OutputFile:

