@@ -75,6 +75,15 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging; the emulator keeps its own counters."""
 
     def _serve(self) -> None:
+        with self.server.in_flight_lock:
+            self.server.in_flight += 1
+        try:
+            self._answer()
+        finally:
+            with self.server.in_flight_lock:
+                self.server.in_flight -= 1
+
+    def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
@@ -116,6 +125,8 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler)
         self.app = app
         self.faults = faults
+        self.in_flight = 0
+        self.in_flight_lock = threading.Lock()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Print unexpected errors, but not a client closing its keep-alive connection (that is normal)."""
@@ -159,6 +170,17 @@ class SandboxServer:
         """Base URL, e.g. ``http://127.0.0.1:54321``."""
         scheme = "https" if self.ca_path else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered (one held by an injected latency or timeout included), so a
+        test that swaps the app behind the server never has an earlier test's request land in it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._server.in_flight_lock:
+                if self._server.in_flight == 0:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def start(self) -> SandboxServer:
         """Start serving in a daemon thread."""
