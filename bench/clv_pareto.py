@@ -1,12 +1,16 @@
-"""Pareto/NBD benchmark: our core.clv against lifetimes' ParetoNBDFitter, side by side in one run.
+"""Pareto/NBD benchmark: our core.clv against lifetimes' ParetoNBDFitter and PyMC-Marketing's ParetoNBDModel
+(MAP fit, its default priors), side by side in one run.
 
     python bench/clv_pareto.py [--sizes 100000]
 
 "Fit + score" is, for both: fit Pareto/NBD and Gamma-Gamma, then per customer P(alive), expected purchases
 over 52 weeks and a discounted 12-month CLV; ours also once more with the per-customer CLV intervals (200
 parameter draws). Cases: the CDNOW summary and simulated bases drawn from Pareto/NBD with the CDNOW
-estimates. Each measurement runs in its own subprocess with one BLAS thread (see bench/clv.py); the lifetimes
-half needs .venv-bench (bash bench/setup_bench_env.sh).
+estimates, observed in whole days as a summary of real purchases is (t_x and T are whole days in weeks). Each
+measurement runs in its own subprocess with one BLAS thread (see bench/clv.py); the lifetimes half needs
+.venv-bench (bash bench/setup_bench_env.sh), the PyMC-Marketing half .venv-pymc (bash bench/setup_pymc_env.sh,
+Python >= 3.12). PyMC-Marketing's outputs are P(alive) and 52-week expected purchases (no Gamma-Gamma, no CLV).
+A library run that does not finish within --timeout seconds is reported as "> N s (stopped)".
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_PYTHON = REPO / ".venv-bench" / "bin" / "python"
+PYMC_PYTHON = REPO / ".venv-pymc" / "bin" / "python"
 DATA = REPO / ".." / "shared" / "data"
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 HORIZON_WEEKS = 52.0
@@ -34,9 +39,11 @@ CDNOW_SPEND = {"p": 6.25, "q": 3.74, "gamma": 15.44}
 
 
 def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    # VmHWM is this process's own peak (ru_maxrss would count the parent's memory at fork time).
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (this benchmark needs Linux)")
 
 
 def _ours(path: Path, intervals: bool) -> dict[str, Any]:
@@ -79,6 +86,29 @@ def _lifetimes(path: Path) -> dict[str, Any]:
             "total_expected_purchases": float(np.sum(expected)), "total_clv": float(np.sum(clv))}
 
 
+def _pymc(path: Path) -> dict[str, Any]:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import pandas as pd
+    from pymc_marketing.clv import ParetoNBDModel
+
+    d = np.load(path)
+    data = pd.DataFrame({"customer_id": np.arange(len(d["x"])), "frequency": d["x"], "recency": d["t_x"],
+                         "T": d["T"]})
+    start = time.perf_counter()
+    model = ParetoNBDModel()
+    model.fit(data, method="map")
+    alive = model.expected_probability_alive(data)
+    expected = model.expected_purchases(data, future_t=HORIZON_WEEKS)
+    seconds = time.perf_counter() - start
+    post = model.fit_result
+    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(),
+            "params": {k: float(post[k].values.mean()) for k in ("r", "alpha", "s", "beta")},
+            "total_expected_purchases": float(np.sum(expected.values)), "total_clv": float("nan"),
+            "mean_p_alive": float(np.mean(alive.values))}
+
+
 def _simulated(workdir: Path, n: int) -> Path:
     sys.path.insert(0, str(REPO))
     from core.clv import GammaGammaParams, ParetoNbdParams
@@ -87,6 +117,7 @@ def _simulated(workdir: Path, n: int) -> Path:
     rng = np.random.default_rng(19870101)
     T = rng.integers(0, 2 * 365, size=n) / 7.0
     x, t_x = simulate_pareto_nbd(ParetoNbdParams(**CDNOW_PARETO), T, rng)
+    t_x = np.floor(t_x * 7.0) / 7.0  # whole days, as summaries of real purchases count them
     zbar = simulate_mean_spend(GammaGammaParams(**CDNOW_SPEND), x, rng)
     path = workdir / f"pareto-{n}.npz"
     np.savez(path, x=x, t_x=t_x, T=T, zbar=zbar)
@@ -100,9 +131,13 @@ def _cdnow(workdir: Path) -> Path:
     return path
 
 
-def _run(python: Path | str, task: str, data: Path) -> dict[str, Any]:
-    done = subprocess.run([str(python), __file__, "--child", task, str(data)], capture_output=True, text=True,
-                          env={**os.environ, **ONE_THREAD}, check=False, cwd=REPO)
+def _run(python: Path | str, task: str, data: Path, timeout: float) -> dict[str, Any] | None:
+    """One measurement in a fresh process; None when it did not finish within ``timeout`` seconds."""
+    try:
+        done = subprocess.run([str(python), __file__, "--child", task, str(data)], capture_output=True, text=True,
+                              env={**os.environ, **ONE_THREAD}, check=False, cwd=REPO, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
     if done.returncode != 0:
         raise RuntimeError(f"{task} failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -112,38 +147,54 @@ def _run(python: Path | str, task: str, data: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="*", default=[100_000], help="simulated base sizes")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is stopped")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         task, data = args.child
-        out = _lifetimes(Path(data)) if task == "lifetimes" else _ours(Path(data), intervals=task == "intervals")
+        children = {"lifetimes": _lifetimes, "pymc": _pymc}
+        out = children[task](Path(data)) if task in children else _ours(Path(data), intervals=task == "intervals")
         print(json.dumps(out, default=float))
         return
-    have_lifetimes = BENCH_PYTHON.exists()
-    if not have_lifetimes:
-        print(f"lifetimes half skipped: {BENCH_PYTHON} not found; create it with `bash bench/setup_bench_env.sh`")
+    others = [(name, python, task) for name, python, task in
+              (("lifetimes", BENCH_PYTHON, "lifetimes"), ("PyMC-Marketing (MAP)", PYMC_PYTHON, "pymc"))
+              if python.exists()]
+    for python in (BENCH_PYTHON, PYMC_PYTHON):
+        if not python.exists():
+            print(f"skipped: {python} not found; create it with bench/setup_bench_env.sh or bench/setup_pymc_env.sh")
     print("| case | library | fit + score (s) | peak RSS (MB) | r | alpha | s | beta | 52-week purchases | CLV |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    summary = []
     with tempfile.TemporaryDirectory(prefix="clv-pareto-") as tmp:
         cases = [("CDNOW (2,357)", _cdnow(Path(tmp)))] + [(f"simulated {n:,}", _simulated(Path(tmp), n))
                                                          for n in args.sizes]
-        ratios = []
         for name, path in cases:
-            rows = [("core.clv", _run(sys.executable, "ours", path)),
-                    ("core.clv + intervals", _run(sys.executable, "intervals", path))]
-            if have_lifetimes:
-                rows.append(("lifetimes", _run(BENCH_PYTHON, "lifetimes", path)))
+            rows = [("core.clv", _run(sys.executable, "ours", path, args.timeout)),
+                    ("core.clv + intervals", _run(sys.executable, "intervals", path, args.timeout))]
+            rows += [(label, _run(python, task, path, args.timeout)) for label, python, task in others]
             for library, r in rows:
+                if r is None:
+                    print(f"| {name} | {library} | > {args.timeout:.0f} (stopped) | | | | | | | |", flush=True)
+                    continue
                 p = r["params"]
                 print(f"| {name} | {library} | {r['seconds']:.3f} | {r['peak_rss_mb']:.0f} | "
                       + " | ".join(f"{p[k]:.4f}" for k in ("r", "alpha", "s", "beta"))
                       + f" | {r['total_expected_purchases']:,.0f} | {r['total_clv']:,.0f} |", flush=True)
-            if have_lifetimes:
-                ratios.append((name, rows[0][1], rows[1][1], rows[2][1]))
-    for name, ours, bounded, theirs in ratios:
-        print(f"- {name}: core.clv {ours['seconds']:.3f} s ({bounded['seconds']:.3f} s with intervals) vs lifetimes "
-              f"{theirs['seconds']:.3f} s: **{theirs['seconds'] / ours['seconds']:.0f}x faster** "
-              f"({theirs['seconds'] / bounded['seconds']:.1f}x with intervals)")
+            summary.append((name, rows))
+    for name, rows in summary:
+        ours, bounded = rows[0][1], rows[1][1]
+        if ours is None or bounded is None:
+            print(f"- {name}: core.clv did not finish")
+            continue
+        parts = []
+        for library, theirs in rows[2:]:
+            if theirs is None:
+                parts.append(f"{library} > {args.timeout:.0f} s (stopped): > {args.timeout / bounded['seconds']:.0f}x")
+            else:
+                parts.append(f"{library} {theirs['seconds']:.3f} s: **{theirs['seconds'] / bounded['seconds']:.1f}x** "
+                             f"({theirs['seconds'] / ours['seconds']:.0f}x without intervals)")
+        print(f"- {name}: core.clv {ours['seconds']:.3f} s, {bounded['seconds']:.3f} s with intervals; "
+              + "; ".join(parts))
 
 
 if __name__ == "__main__":

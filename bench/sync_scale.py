@@ -151,7 +151,7 @@ def settle_rate(folder: Path, connection: str, n: int) -> float:
             state.set_owned({rid: {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
                              for rid, values in batch.items()})
         else:
-            state.settle_batch(1, batch, [], [], now_current=True)
+            state.settle_batch(1, batch, [], [], now_current=True, planned=True)
     elapsed = time.perf_counter() - started
     state.close()
     return n / elapsed

@@ -17,6 +17,7 @@ from cli import wiring
 from cli.main import cli
 from cli.output import (
     EXIT_FAILURE,
+    EXIT_INCOMPLETE,
     EXIT_PARTIAL,
     Part,
     console,
@@ -91,10 +92,13 @@ def check(config_path: Path, as_json: bool) -> None:
         exit_code = max(exit_code, exc.exit_code)
     try:
         state = wiring.open_state(config)
-        lines.append({"name": "state file", "ok": True, "detail": str(state.path), "fix": ""})
+        lines.append({"name": "state file", "ok": True, "detail": state.location, "fix": ""})
         state.close()
     except ClmError as exc:
         lines.append({"name": "state file", "ok": False, "detail": exc.message, "fix": exc.hint or ""})
+    from sync.alerts import check as alert_checks
+
+    lines.extend(alert_checks(config))  # variables set and URLs well formed; `clm alerts test` sends
     _print_checks(lines, as_json)
     if not all(line["ok"] for line in lines):
         sys.exit(exit_code)
@@ -112,9 +116,17 @@ def _property_checks(config: ClmConfig, connector: Any) -> list[dict[str, Any]]:
         mine = [m for m in missing if m.object_type == object_type]
         out.append({"name": f"configured {object_type} properties exist in the CRM", "ok": not mine,
                     "detail": "; ".join(m.describe() for m in mine), "missing": [m.__dict__ for m in mine],
-                    "fix": "correct the names under [data] (the CRM's internal names), or create the properties"
-                    if mine else ""})
+                    "fix": _property_fix(mine)})
     return out
+
+
+def _property_fix(problems: list[preflight.MissingProperty]) -> str:
+    fixes = []
+    if any(p.crm_type is None for p in problems):
+        fixes.append("correct the names under [data] (the CRM's internal names), or create the properties")
+    if any(p.crm_type is not None for p in problems):
+        fixes.append("declare each mistyped property with the type the CRM holds, or use another property")
+    return "; ".join(fixes)
 
 
 def _print_checks(lines: list[dict[str, Any]], as_json: bool) -> None:
@@ -191,6 +203,8 @@ def sync(config_path: Path, full: bool, dry_run: bool, max_runtime: float | None
         sys.exit(EXIT_PARTIAL)
     if summary.status != "ok":
         sys.exit(EXIT_FAILURE)
+    if summary.unwritten_fields:
+        sys.exit(EXIT_INCOMPLETE)
 
 
 def show_summary(summary: RunSummary, as_json: bool) -> None:
@@ -218,12 +232,18 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
             " (policy: see sync.on_conflict)")
     for rejection in summary.rejected[:5]:
         say("  ", ("rejected", "red"), f" {rejection['record_id']}: {redact(rejection['reason'])}")
+    if summary.unwritten_fields:
+        say("  ", ("not written this run", "yellow"), f": {', '.join(summary.unwritten_fields)} (exit 4; see below)")
     for problem in summary.problems[:5]:
         say("  ", ("data", "yellow"), f" {redact(problem)}")
     for line in diagnostic_lines(summary.diagnostics):
         say(f"  {redact(line)}")
     if summary.message:
         say(f"  {redact(summary.message)}")
+    for delivery in summary.alerts.get("deliveries", []):
+        # What the run's alert rules sent (sync.alerts); a channel that failed is said, never fatal.
+        say("  ", ("alert", "green" if delivery["ok"] else "yellow"),
+            f" {delivery['channel']}: " + ("sent" if delivery["ok"] else f"not sent — {redact(delivery['detail'])}"))
 
 
 def diagnostic_lines(diagnostics: dict[str, Any]) -> list[str]:

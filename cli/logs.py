@@ -14,6 +14,14 @@ class _Redacting(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        # A traceback repeats the exception's text (a CRM error body, a URL with its token) and source lines:
+        # formatted here, redacted, and set as the text the formatters print instead of formatting it again.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -25,6 +33,8 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.exc_text:
+            payload["exception"] = record.exc_text
         for key in ("run_id", "step", "count"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)

@@ -109,5 +109,5 @@ def main() -> None:
 
 
 # Commands in other modules register themselves on the group.
-from cli import clv, commands, demo  # noqa: E402, F401
+from cli import alerts, clv, commands, demo  # noqa: E402, F401
 

@@ -27,8 +27,10 @@ from core.errors import ClmError, ConfigError
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Exit codes: 0 success, 1 run failure, 2 usage or configuration error, 3 partial (will resume).
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+#: Exit codes: 0 success, 1 run failure, 2 usage or configuration error, 3 partial (will resume), 4 finished
+#: without writing some of our fields (a missing property, a field of another type, no permission): a scheduler
+#: that only looks at the exit code must not read that as success.
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_PARTIAL, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 
 console = Console(highlight=False, markup=False, emoji=False)
 err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)

@@ -81,6 +81,9 @@ class Connector(Protocol):
 
     name: str
     batch_size: int
+    deadline: float | None
+    """When (``time.monotonic()``) work that waits on the CRM, such as a queued Bulk job, gives up: the run's
+    time budget, set by the sync for the length of a run; None waits as long as the CRM takes."""
 
     def pull(self, cursor: Mapping[str, str] | None) -> Iterator[Page]:
         """Yield pages of contacts and deals: all of them when ``cursor`` is None, else those changed since."""

@@ -390,6 +390,57 @@ class SalesforceConfig(_Strict):
         return self
 
 
+class EngageBayConfig(_Strict):
+    """Connection to EngageBay's REST API (github.com/engagebay/restapi): the REST API key from an env var.
+
+    EngageBay publishes no rate limit, only that it answers 429 when "too many requests" are sent; the pace is
+    ours to choose. DATE custom fields hold text in the API user's date format and time zone (Preferences ->
+    Dateformat), so both are configured here and must match the account.
+    """
+
+    api_key_env: str = "ENGAGEBAY_API_KEY"
+    base_url: str = "https://app.engagebay.com"
+    requests_per_minute: int = Field(300, ge=1, le=100_000)
+    max_concurrency: int = Field(4, ge=1, le=32)
+    page_size: int = Field(100, ge=1, le=100)
+    # Contacts per checkpoint: each is one update-partial call (EngageBay has no batch update).
+    batch_size: int = Field(20, ge=1, le=1000)
+    field_prefix: str = Field("clm_", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    # Seconds of updated_time/created_time re-read below the stored watermark: timestamps are whole seconds, so
+    # several records share one, and an edit saved while the previous run read sits at or just below its top.
+    lookback_seconds: int = Field(300, ge=0, le=86_400)
+    # A full id sweep (hard deletes leave no trace in the API) runs at least this often; 0: every run.
+    sweep_hours: float = Field(24.0, ge=0.0, le=8_760.0)
+    # Pause for every thread after a 429 (EngageBay documents no Retry-After).
+    throttle_pause_seconds: float = Field(5.0, ge=0.0, le=600.0)
+    date_format: Literal["DD/MM/YYYY", "MM/DD/YYYY", "YYYY-MM-DD", "YYYY/MM/DD"] = "DD/MM/YYYY"
+    timezone: str = "UTC"
+    # Deal milestones that mean won or lost when the track does not flag them (isWon/isLost).
+    won_milestones: list[str] = Field(default_factory=lambda: ["Won", "Closed Won"])
+    lost_milestones: list[str] = Field(default_factory=lambda: ["Lost", "Closed Lost"])
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_names(cls, value: str, info: ValidationInfo) -> str | None:
+        return _env_name(value, str(info.field_name))
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _base_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone '{value[:40]}' is not an IANA time zone name, e.g. \"Europe/Berlin\"") from None
+        return value
+
+
 class FileContactColumns(_Strict):
     """Which column of a contacts export holds each value the engine reads."""
 
@@ -672,6 +723,116 @@ class SyncConfig(_Strict):
         return names
 
 
+# --- alerts --------------------------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+RunStatus = Literal["failed", "partial", "interrupted"]
+_ALERT_STATUSES: tuple[RunStatus, ...] = ("failed", "partial", "interrupted")
+
+
+class MetricBound(_Strict):
+    """``[[alerts.metric]]``: alert when a snapshot metric moves beyond a bound between two runs, e.g.
+    ``name = "churn_rate"``, ``max_change = 0.05`` (rates are fractions: 0.05 is 5 points)."""
+
+    name: str
+    max_change: float | None = Field(None, ge=0)
+    max_relative_change: float | None = Field(None, ge=0)
+    direction: Literal["up", "down", "any"] = "any"
+
+    @field_validator("name")
+    @classmethod
+    def _known_metric(cls, name: str) -> str:
+        from core.alert_rules import METRIC_ALIASES, METRIC_SECTIONS
+
+        if name in METRIC_ALIASES or ("." in name and name.split(".")[0] in METRIC_SECTIONS):
+            return name
+        close = difflib.get_close_matches(name, list(METRIC_ALIASES), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ValueError(f"'{name}' is not a metric of the run snapshot — {hint}use one of "
+                         f"{', '.join(METRIC_ALIASES)}, or a dotted key such as stage_counts.customer")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> MetricBound:
+        if (self.max_change is None) == (self.max_relative_change is None):
+            raise ValueError("give exactly one of max_change (in the metric's unit; rates as fractions) or "
+                             "max_relative_change (a fraction of the previous value)")
+        return self
+
+
+class SmtpConfig(_Strict):
+    """``[alerts.smtp]``: e-mail through an SMTP server; the password from an environment variable.
+
+    ``security``: ``starttls`` (port 587, RFC 3207), ``ssl`` (implicit TLS, port 465, RFC 8314) or ``none``, which
+    is allowed only to a server on this machine (a relay on localhost), since it would send the password and the
+    alert in clear text.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(587, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    from_address: str
+    to: list[str] = Field(min_length=1)
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _env_name(value, str(info.field_name))
+
+    @field_validator("from_address")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        if not _EMAIL.match(value):
+            raise ValueError("from_address is not an e-mail address, e.g. \"clm@yourcompany.com\"")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _recipients(cls, values: list[str]) -> list[str]:
+        for i, value in enumerate(values):
+            if not _EMAIL.match(value):
+                raise ValueError(f"to[{i}] is not an e-mail address, e.g. \"revops@yourcompany.com\"")
+        return values
+
+    @model_validator(mode="after")
+    def _safe(self) -> SmtpConfig:
+        if self.security == "none" and not _loopback(self.host):
+            raise ValueError(f"security = \"none\" to {self.host} would send the alert (and any password) "
+                             "unencrypted — use \"starttls\" (port 587) or \"ssl\" (port 465)")
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together: give both to log in, or neither")
+        return self
+
+
+class AlertsConfig(_Strict):
+    """``[alerts]``: notify people when an unattended run needs them (rules in :mod:`core.alert_rules`).
+
+    Channels name environment variables, never the secrets: ``slack_webhook_url_env`` (a Slack incoming webhook
+    URL, itself a secret), ``webhook_url_env`` (any URL that takes a JSON POST) and ``[alerts.smtp]``. Sending is
+    best effort: a channel that fails is logged and recorded with the run, and never fails the sync.
+    """
+
+    slack_webhook_url_env: str | None = None
+    webhook_url_env: str | None = None
+    smtp: SmtpConfig | None = None
+    on_status: list[RunStatus] = Field(default_factory=lambda: list(_ALERT_STATUSES))
+    max_rejection_rate: float | None = Field(None, ge=0, le=1)
+    max_unwritten_fields: int | None = Field(None, ge=0)
+    metric: list[MetricBound] = Field(default_factory=list)
+    timeout_seconds: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("slack_webhook_url_env", "webhook_url_env")
+    @classmethod
+    def _env_names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _env_name(value, str(info.field_name))
+
+    def channels(self) -> list[str]:
+        """The configured channels: ``slack``, ``webhook``, ``smtp``."""
+        return [name for name, on in (("slack", self.slack_webhook_url_env), ("webhook", self.webhook_url_env),
+                                      ("smtp", self.smtp)) if on]
+
+
 def _default_stages() -> list[StageConfig]:
     from core.defaults import default_stages
 
@@ -694,6 +855,7 @@ class ClmConfig(_Strict):
     meddic: MeddicConfig = Field(default_factory=MeddicConfig)
     sync: SyncConfig = Field(default_factory=SyncConfig)
     currency: CurrencyConfig = Field(default_factory=CurrencyConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ClmConfig:

@@ -329,7 +329,8 @@ def enrich(
     lap("actions")
     meddic = meddic_table(deal_cols, contact_cols.ids, config.meddic)
     lap("meddic")
-    metrics = snapshot(config.stages, assignment, table, actions, deal_cols, period_days)
+    metrics = snapshot(config.stages, assignment, table, actions, deal_cols, period_days,
+                       thresholds={"mql": config.scoring.mql_threshold, "sql": config.scoring.sql_threshold})
     lap("metrics")
 
     columns: dict[str, np.ndarray] = {
@@ -347,8 +348,9 @@ def enrich(
         "next_best_action": actions,
         "computed_at": np.full(n, moment),
     }
-    # Rounded like clv, so the bounds never sit a rounding step outside the written value.
-    columns.update({name: np.round(clv.columns[name], 2) for name in OPTIONAL_NAMES if name in clv.columns})
+    # Each bound rounded like its value (clv_low like clv...), so it never sits a rounding step outside it.
+    columns.update({name: np.round(clv.columns[name], ROUNDING[name.rsplit("_", 1)[0]])
+                    for name in OPTIONAL_NAMES if name in clv.columns})
     for name, digits in ROUNDING.items():
         columns[name] = np.round(columns[name], digits)
     seconds["total"] = round(time.perf_counter() - started, 4)

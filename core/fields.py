@@ -108,11 +108,20 @@ OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 #: Our fields written only when ``sync.write_fields`` lists them (or, for the engine's columns, when
-#: ``clv.intervals`` is on): ``clv_low``/``clv_high`` bound the predicted CLV by the central 90% of its values
-#: under the models' parameter uncertainty (:func:`core.clv.value.clv_interval`), which costs a parameter draw.
+#: ``clv.intervals`` is on): ``clv_low``/``clv_high``, ``p_alive_low``/``p_alive_high`` and
+#: ``expected_purchases_low``/``expected_purchases_high`` bound each output by the central 90% of its values under
+#: the models' parameter uncertainty (:func:`core.clv.value.score_intervals`), which costs a parameter draw.
 OPTIONAL_OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(name="clv_low", type=FieldType.NUMBER, label="CLM predicted CLV (low)",
               description="Lower bound (5th percentile) of the predicted CLV under parameter uncertainty"),
     FieldSpec(name="clv_high", type=FieldType.NUMBER, label="CLM predicted CLV (high)",
               description="Upper bound (95th percentile) of the predicted CLV under parameter uncertainty"),
+    FieldSpec(name="p_alive_low", type=FieldType.NUMBER, label="CLM P(alive) (low)",
+              description="Lower bound (5th percentile) of P(alive) under parameter uncertainty"),
+    FieldSpec(name="p_alive_high", type=FieldType.NUMBER, label="CLM P(alive) (high)",
+              description="Upper bound (95th percentile) of P(alive) under parameter uncertainty"),
+    FieldSpec(name="expected_purchases_low", type=FieldType.NUMBER, label="CLM expected purchases (low)",
+              description="Lower bound (5th percentile) of the expected purchases under parameter uncertainty"),
+    FieldSpec(name="expected_purchases_high", type=FieldType.NUMBER, label="CLM expected purchases (high)",
+              description="Upper bound (95th percentile) of the expected purchases under parameter uncertainty"),
 )

@@ -14,9 +14,10 @@ and the one whose forecasts of each customer's repeat purchases in the second ha
 absolute error is refitted on the whole history. The comparison is kept in the diagnostics (``holdout``).
 
 Uncertainty: each fitted model's parameter standard errors (inverse Hessian of the log-likelihood at the
-optimum) are in the diagnostics (``standard_errors``); with ``intervals`` on, ``clv_low``/``clv_high`` bound each
-customer's CLV by the central 90% of its values over :data:`INTERVAL_DRAWS` fixed-seed parameter draws
-(:func:`core.clv.value.clv_interval`).
+optimum) are in the diagnostics (``standard_errors``); with ``intervals`` on, ``clv_low``/``clv_high``,
+``p_alive_low``/``p_alive_high`` and ``expected_purchases_low``/``expected_purchases_high`` bound each customer's
+value by the central 90% of its values over :data:`INTERVAL_DRAWS` fixed-seed parameter draws
+(:func:`core.clv.value.score_intervals`).
 
 Derived values, in days:
 
@@ -63,7 +64,7 @@ class ClvOutcome:
 def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: ClvConfig, *,
                    intervals: bool = False) -> ClvOutcome:
     """Fit the CLV models on the won deals and score every contact (see the module docstring); with
-    ``intervals`` (or ``config.intervals``), ``columns`` also has ``clv_low`` and ``clv_high``."""
+    ``intervals`` (or ``config.intervals``), ``columns`` also has the ``*_low``/``*_high`` bounds."""
     intervals = intervals or config.intervals
     notes: list[str] = []
     owner = deals.contact_index
@@ -163,9 +164,11 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
         "recency_ratio": ratio,
     }
     columns["clv_percentile"] = percentile_rank(columns["clv"], customer)
-    if result.clv_low is not None and result.clv_high is not None:
-        columns["clv_low"] = np.where(customer, result.clv_low, np.nan)
-        columns["clv_high"] = np.where(customer, result.clv_high, np.nan)
+    for name in ("clv_low", "clv_high", "p_alive_low", "p_alive_high", "expected_purchases_low",
+                 "expected_purchases_high"):
+        bound = getattr(result, name)
+        if bound is not None:
+            columns[name] = np.where(customer, bound, np.nan)
     return ClvOutcome(columns=columns, is_customer=customer, model=diagnostics["purchase_model"],
                       diagnostics=diagnostics)
 

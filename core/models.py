@@ -92,6 +92,10 @@ class Enrichment(BaseModel):
     # Optional fields (core.fields.OPTIONAL_OUTPUT_FIELDS): None when not computed or not a customer.
     clv_low: float | None = None
     clv_high: float | None = None
+    p_alive_low: float | None = None
+    p_alive_high: float | None = None
+    expected_purchases_low: float | None = None
+    expected_purchases_high: float | None = None
 
 
 class FieldType(StrEnum):

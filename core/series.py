@@ -39,11 +39,18 @@ def chart_series(table: FieldTable, points: int = 20) -> dict[str, Any]:
     known = np.isfinite(recency) & np.isfinite(alive)
     if known.any():
         edges = np.unique(np.quantile(recency[known], np.linspace(0, 1, 11)).round(0))
-        which = np.clip(np.searchsorted(edges, recency[known], side="right") - 1, 0, max(len(edges) - 2, 0))
-        sums = np.bincount(which, weights=alive[known], minlength=len(edges))
-        counts = np.bincount(which, minlength=len(edges))
-        out["p_alive_by_recency"] = [
-            [round(float(edges[i]), 1), round(float(sums[i] / counts[i]), 4)]
-            for i in range(len(edges)) if counts[i]
-        ]
+        out["p_alive_by_recency"] = _binned_mean(recency, alive, known, edges)
+        # Apart for one-time and repeat buyers: the models treat them differently (a BG/NBD customer can only
+        # drop out right after a repeat purchase), and their mix across recency bins shapes the overall curve.
+        repeat = np.nan_to_num(table.numbers("frequency")[customers]) >= 1
+        out["p_alive_by_recency_repeat"] = _binned_mean(recency, alive, known & repeat, edges)
+        out["p_alive_by_recency_one_time"] = _binned_mean(recency, alive, known & ~repeat, edges)
     return out
+
+
+def _binned_mean(x: np.ndarray, y: np.ndarray, rows: np.ndarray, edges: np.ndarray) -> list[list[float]]:
+    """``[left edge, mean y]`` of the ``rows`` in each bin of ``x`` (bins without rows are left out)."""
+    which = np.clip(np.searchsorted(edges, x[rows], side="right") - 1, 0, max(len(edges) - 2, 0))
+    sums = np.bincount(which, weights=y[rows], minlength=len(edges))
+    counts = np.bincount(which, minlength=len(edges))
+    return [[round(float(edges[i]), 1), round(float(sums[i] / counts[i]), 4)] for i in range(len(edges)) if counts[i]]

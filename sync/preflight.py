@@ -1,9 +1,13 @@
-"""Preflight: every CRM property the configuration reads exists in the CRM, checked before a run computes.
+"""Preflight: every CRM property the configuration reads exists in the CRM with a type that can hold what the
+configuration declares, checked before a run computes.
 
 A misspelled property (``jobtitel``) is not an error for a CRM: HubSpot returns no value for a property it does
 not know, so every contact looks as if it had none, and the run would lower the fit score of everyone a rule on
 it gave points to. So a run asks the CRM which properties exist, names each missing one with the closest
-existing name, and does not write the fields computed from it (issue 16).
+existing name, and does not write the fields computed from it (issue 16). A property declared ``number`` that the
+CRM holds as a date or a checkbox is the same mistake in another form (no value would ever compare as a number),
+so it blocks the same fields. A text property holding numbers is not refused: its values are parsed one by one
+and the ones that do not parse are flagged by the data-quality checks.
 """
 
 from __future__ import annotations
@@ -15,16 +19,27 @@ from dataclasses import dataclass
 from connectors.base import Connector, DescribesProperties
 from core.config import ClmConfig, Condition
 from core.fields import OUTPUT_FIELDS
-from core.models import FieldSpec
+from core.models import FieldSpec, FieldType
 
 #: Our fields that follow from the lead score (the stage through the MQL/SQL thresholds, the action from it).
 SCORE_FIELDS = ("lead_score", "grade", "stage", "stage_since", "next_best_action")
 STAGE_FIELDS = ("stage", "stage_since", "next_best_action")
 
 
+#: CRM type names (HubSpot's property ``type``, Salesforce describe's field ``type``) by what they can hold.
+_NUMERIC = {"number", "double", "currency", "percent", "int", "long"}
+_DATES = {"date", "datetime"}
+_CHECKBOXES = {"bool", "boolean"}
+#: A declared type against the CRM types whose values can never read as it (every other pairing may: text holds
+#: anything, an enumeration's option values may be numbers, a number may be an epoch).
+_NEVER = {FieldType.NUMBER: _DATES | _CHECKBOXES, FieldType.DATETIME: _CHECKBOXES,
+          FieldType.BOOL: _NUMERIC | _DATES}
+
+
 @dataclass(frozen=True)
 class MissingProperty:
-    """A configured property the CRM does not have, and the fields of ours that depend on it."""
+    """A configured property the CRM does not have (or holds with a type that cannot be read as declared), and
+    the fields of ours that depend on it."""
 
     object_type: str
     """``contact`` or ``deal``."""
@@ -32,19 +47,28 @@ class MissingProperty:
     suggestion: str | None
     blocks: tuple[str, ...]
     """Our fields not written while it is missing (empty for a property only the report reads)."""
+    crm_type: str | None = None
+    """Set when the property exists but with this incompatible CRM type."""
+    declared: str | None = None
+    """The type the configuration declares, when ``crm_type`` is set."""
 
     def describe(self) -> str:
-        """One line for people: what is missing, the likely fix, what is not written."""
+        """One line for people: what is missing or mistyped, the likely fix, what is not written."""
         section = "data.contact_properties" if self.object_type == "contact" else "data.deal_properties"
-        hint = f"did you mean '{self.suggestion}'? " if self.suggestion else ""
         blocked = (f"; not written until it is fixed: {', '.join(self.blocks)}" if self.blocks
                    else "; its values are read as empty")
+        if self.crm_type is not None:
+            return (f"{section}.{self.name}: declared '{self.declared}' but the CRM's {self.object_type} property "
+                    f"'{self.name}' is of type '{self.crm_type}', whose values never read as {self.declared} — "
+                    f"declare its real type or point the configuration at another property{blocked}")
+        hint = f"did you mean '{self.suggestion}'? " if self.suggestion else ""
         return (f"{section}.{self.name}: the CRM has no {self.object_type} property '{self.name}' — {hint}"
                 f"fix the name in the configuration{blocked}")
 
 
 def missing_properties(config: ClmConfig, connector: Connector) -> list[MissingProperty]:
-    """The configured contact and deal properties the CRM lacks (none when the connector cannot list them)."""
+    """The configured contact and deal properties the CRM lacks or holds with an incompatible type (none when
+    the connector cannot list them)."""
     if not isinstance(connector, DescribesProperties):
         return []
     meddic = {v for v in config.meddic.model_dump().values() if v}
@@ -61,18 +85,20 @@ def _missing(config: ClmConfig, connector: DescribesProperties, contact_props: I
         names = [n for n in wanted if "." not in n]
         if not names:
             continue
+        declared = config.data.contact_properties if object_type == "contact" else config.data.deal_properties
         existing = connector.crm_properties(object_type)
-        known = set(existing) if sensitive else {n.lower() for n in existing}
+        by_key = {(n if sensitive else n.lower()): n for n in existing}
         for name in names:
-            if (name if sensitive else name.lower()) in known:
-                continue
-            close = difflib.get_close_matches(name if sensitive else name.lower(),
-                                              list(existing) if sensitive else [n.lower() for n in existing], n=1)
-            suggestion = close[0] if close else None
-            if suggestion is not None and not sensitive:
-                suggestion = next(n for n in existing if n.lower() == suggestion)
             blocks = dependent_fields(config, name) if object_type == "contact" else ()
-            out.append(MissingProperty(object_type, name, suggestion, blocks))
+            found = by_key.get(name if sensitive else name.lower())
+            if found is not None:
+                crm_type = existing[found].lower()
+                kind = declared.get(name)
+                if kind is not None and crm_type in _NEVER.get(kind, set()):
+                    out.append(MissingProperty(object_type, name, None, blocks, existing[found], kind.value))
+                continue
+            close = difflib.get_close_matches(name if sensitive else name.lower(), list(by_key), n=1)
+            out.append(MissingProperty(object_type, name, by_key[close[0]] if close else None, blocks))
     return out
 
 

@@ -23,7 +23,6 @@ from core.errors import AuthError, ConnectorError, RateLimited, TimeBudgetReache
 from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS
 from core.models import Enrichment, FieldSpec
 from sync import preflight
-from sync.lock import RunLock
 from sync.planner import Plan, make_plan, values_hash
 from sync.state import Rejection, StateStore
 
@@ -84,8 +83,13 @@ class RunSummary:
     throttled: int = 0
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
+    unwritten_fields: list[str] = field(default_factory=list)
+    """Our fields this run did not write at all (a missing property, a field of another type, no permission);
+    ``problems`` names each with its fix."""
     diagnostics: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    alerts: dict[str, Any] = field(default_factory=dict)
+    """The alert rules the run triggered and each channel's delivery (:mod:`sync.alerts`); empty: none sent."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -123,18 +127,16 @@ class SyncRunner:
         self.specs = output_specs(config)
 
     def run(self, options: SyncOptions | None = None) -> RunSummary:
-        """One run under the state file's lock."""
+        """One run under the state's run lock (one run per CRM connection at a time)."""
         options = options or SyncOptions()
-        with RunLock(self.state.path.with_name(self.state.path.name + ".lock")):
+        with self.state.run_lock():
             return self._run(options)
 
     def _run(self, options: SyncOptions) -> RunSummary:
         started = time.monotonic()
         deadline = None if options.max_runtime is None else started + options.max_runtime
-        transport = getattr(self.connector, "transport", None)
-        if transport is not None:
-            # Work that waits on the CRM (a queued Bulk job) stops at the same deadline as the run.
-            transport.deadline = deadline
+        # Work that waits on the CRM (a queued Bulk job) stops at the same deadline as the run.
+        self.connector.deadline = deadline
         as_of = options.as_of or datetime.now(UTC)
         if as_of > datetime.now(UTC) + AS_OF_MARGIN:
             # A future as-of would stamp future stage_since/computed_at that later, correct runs carry forward.
@@ -150,15 +152,18 @@ class SyncRunner:
         metrics: dict[str, Any] | None = None
         calls_before = self._api_counters()
         try:
+            wanted = [s.name for s in self.specs]
             if not options.dry_run:
                 self._ensure_fields(summary)
             # A misspelled property reads as empty everywhere: never write scores computed from it.
             self.specs = preflight.withhold(self.config, self.connector, self.specs, summary.problems)
+            kept = {s.name for s in self.specs}
+            summary.unwritten_fields = [name for name in wanted if name not in kept]
             self._pull(full, summary, deadline, restart=options.full)
             if deadline is not None and time.monotonic() > deadline:
                 summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
                 return summary
-            records, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run)
+            records, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run, run_id=run_id)
             summary.diagnostics = diagnostics
             desired = {r.contact_id: self._desired(r) for r in records}
             current = self.state.owned_values()
@@ -190,8 +195,7 @@ class SyncRunner:
             summary.message = f"{exc.message}; progress so far is saved and the next run resumes"
             raise
         finally:
-            if transport is not None:
-                transport.deadline = None
+            self.connector.deadline = None
             summary.seconds = round(time.monotonic() - started, 3)
             summary.mirror = self.state.counts()
             after = self._api_counters()
@@ -200,6 +204,10 @@ class SyncRunner:
             if summary.status == "running":
                 # Ctrl-C is a stop, not a failure: what was written is checkpointed and the next run resumes.
                 summary.status = "interrupted" if isinstance(sys.exc_info()[1], KeyboardInterrupt) else "failed"
+            # Alerts once the status is final and before it is recorded, so their deliveries are recorded too.
+            from sync.alerts import notify_run
+
+            summary.alerts = notify_run(self.config, self.state, summary.to_dict(), metrics)
             self.state.finish_run(run_id, summary.status, summary.to_dict(), metrics)
             log.info("run %s %s: pulled %s contacts, %s deals; wrote %s records (%s rejected) in %.1fs",
                      run_id, summary.status, summary.pulled_contacts, summary.pulled_deals,
@@ -208,7 +216,7 @@ class SyncRunner:
 
     def pull_only(self, full: bool = False) -> RunSummary:
         """Pull into the mirror without computing or writing (``clm pull``)."""
-        with RunLock(self.state.path.with_name(self.state.path.name + ".lock")):
+        with self.state.run_lock():
             started = time.monotonic()
             restart = full
             full = full or not self.state.cursor() or self.state.full_pull_in_progress()
@@ -298,9 +306,10 @@ class SyncRunner:
             dropped = self.state.finish_full_pull()
             summary.deleted += sum(dropped)
 
-    def compute(self, as_of: datetime, persist: bool = False) -> tuple[list[Enrichment], dict[str, Any],
-                                                                       dict[str, Any]]:
-        """Enrich the whole mirror as of a time; with ``persist``, remember the stages for the next run."""
+    def compute(self, as_of: datetime, persist: bool = False, run_id: int | None = None
+                ) -> tuple[list[Enrichment], dict[str, Any], dict[str, Any]]:
+        """Enrich the whole mirror as of a time; with ``persist``, remember the stages for the next run (and,
+        for ``run_id``, the stage moves since the last computation, which the report's stage flow composes)."""
         from core.engine import PreviousState, enrich
 
         previous_rows = self.state.stages()
@@ -316,6 +325,11 @@ class SyncRunner:
         metrics = result.metrics.to_dict()
         metrics["charts"] = chart_series(result.table)
         if persist:
+            if previous is not None and run_id is not None:
+                from core.metrics import run_moves
+
+                self.state.save_stage_moves(run_id, run_moves(previous.ids, previous.stage, result.ids,
+                                                              result.columns["stage"]))
             self.state.save_stages((r.contact_id, r.stage, r.stage_since.timestamp()) for r in records)
         return records, metrics, result.diagnostics_dict()
 
@@ -423,8 +437,9 @@ class SyncRunner:
                 if len(summary.rejected) < MAX_LISTED:
                     summary.rejected.append({"record_id": result.record_id, "field": result.field, "reason": reason,
                                              "transient": result.transient})
-        # What we wrote is now the CRM's value of our fields: recorded with the checkpoint, in one transaction.
-        self.state.settle_batch(run_id, written, rejected, gone, now_current=True)
+        # What we wrote is now the CRM's value of our fields: recorded with the checkpoint, in one transaction. The
+        # values are the saved plan's (``_write`` saved ``plan.writes`` before sending), so the store reads them there.
+        self.state.settle_batch(run_id, written, rejected, gone, now_current=True, planned=True)
         summary.written_records += len(written)
         summary.rejected_count += len(rejected)
         summary.gone += len(gone)

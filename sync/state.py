@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from core.columns import ContactRows, DealRows
 from core.errors import StateError
 from core.models import Contact, Deal, DealStatus
 from core.redact import redact, redact_values
+from sync.lock import RunLock
 
 SCHEMA_VERSION = 2
 #: Version 1 kept one ``written`` row per record and field; settling a batch upserted 13 rows a record. Version 2
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS rejections (
     record_id TEXT PRIMARY KEY, field TEXT, reason TEXT NOT NULL, transient INTEGER NOT NULL,
     values_hash TEXT NOT NULL, attempts INTEGER NOT NULL, first_run INTEGER NOT NULL, last_run INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS stages (contact_id TEXT PRIMARY KEY, stage TEXT NOT NULL, since REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS stage_moves (
+    run_id INTEGER NOT NULL, contact_id TEXT NOT NULL, before TEXT, after TEXT, PRIMARY KEY (run_id, contact_id));
+CREATE INDEX IF NOT EXISTS stage_moves_contact ON stage_moves (contact_id);
 """
 
 
@@ -90,10 +94,18 @@ class Rejection:
 
 
 class StateStore(Protocol):
-    """What the sync needs from a state backend (SQLite here; PostgreSQL for serverless fleets would
-    implement the same methods). See :class:`SQLiteState` for what each does."""
+    """What the sync needs from a state backend: :class:`SQLiteState` (a file) or
+    :class:`sync.state_postgres.PostgresState` (a database shared by a fleet of jobs). See :class:`SQLiteState`
+    for what each does."""
 
-    path: Path
+    @property
+    def location(self) -> str:
+        """Where the state is, for messages (a path, or a database URL without credentials)."""
+        ...
+
+    def run_lock(self) -> AbstractContextManager[object]:
+        """The lock a run holds so that one connection's runs never overlap."""
+        ...
 
     def close(self) -> None: ...
     def cursor(self) -> dict[str, str]: ...
@@ -116,13 +128,15 @@ class StateStore(Protocol):
     def counts(self) -> dict[str, int]: ...
     def stages(self) -> dict[str, tuple[str, float]]: ...
     def save_stages(self, rows: Iterable[tuple[str, str, float]]) -> None: ...
+    def save_stage_moves(self, run_id: int, rows: Iterable[tuple[str, str | None, str | None]]) -> None: ...
+    def stage_moves(self, run_a: int, run_b: int) -> list[tuple[str, str | None, str | None]]: ...
     def written(self) -> dict[str, dict[str, Any]]: ...
     def record_written(self, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> None: ...
     def save_plan(self, run_id: int, plan: Sequence[tuple[str, Mapping[str, Any]]]) -> None: ...
     def in_flight(self) -> dict[str, dict[str, Any]]: ...
     def settle_batch(self, run_id: int, written: Mapping[str, Mapping[str, Any]],
                      rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str], *,
-                     now_current: bool = False) -> None: ...
+                     now_current: bool = False, planned: bool = False) -> None: ...
     def close_plans(self) -> None: ...
     def rejections(self) -> dict[str, Rejection]: ...
     def start_run(self, mode: str, as_of: datetime) -> int: ...
@@ -225,6 +239,7 @@ class SQLiteState:
 
     def __init__(self, path: Path, connection_id: str) -> None:
         self.path = path
+        self.connection_id = connection_id
         self._failure: StateError | None = None
         if path.is_dir():  # before chmod, which would make the folder unusable
             raise storage_error(path, IsADirectoryError(errno.EISDIR, "is a directory", str(path)))
@@ -271,6 +286,15 @@ class SQLiteState:
     def close(self) -> None:
         """Close the database."""
         self.db.close()
+
+    @property
+    def location(self) -> str:
+        """The state file's path, for messages."""
+        return str(self.path)
+
+    def run_lock(self) -> RunLock:
+        """The run lock of this state file: an OS lock on a ``.lock`` file beside it (see :mod:`sync.lock`)."""
+        return RunLock(self.path.with_name(self.path.name + ".lock"))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -496,6 +520,7 @@ class SQLiteState:
         db.executemany("DELETE FROM contacts WHERE id = ?", rows)
         db.executemany("DELETE FROM written_values WHERE record_id = ?", rows)
         db.executemany("DELETE FROM stages WHERE contact_id = ?", rows)
+        db.executemany("DELETE FROM stage_moves WHERE contact_id = ?", rows)
 
     def drop_contacts(self, ids: Sequence[str]) -> None:
         """Forget contacts the CRM says are gone (deleted or merged away)."""
@@ -508,12 +533,13 @@ class SQLiteState:
             self._set_owned(db, values)
 
     @staticmethod
-    def _set_owned(db: sqlite3.Connection, values: Mapping[str, Mapping[str, Any]]) -> None:
-        # One statement for the batch, merged in SQL (RFC 7396 merge patch: a null drops the key, which every
-        # reader treats as the same "no value"). A record deleted meanwhile matches no row and is left alone.
-        db.executemany("UPDATE contacts SET owned = json_patch(owned, ?) WHERE id = ?",
-                       [(json.dumps({k: _plain(v) for k, v in fields.items()}), record_id)
-                        for record_id, fields in values.items()])
+    def _set_owned(db: sqlite3.Connection, values: Mapping[str, Mapping[str, Any]] | str) -> None:
+        # One statement for the batch (``values`` or its :func:`_batch_json` text), merged in SQL (RFC 7396 merge
+        # patch: a null drops the key, which every reader treats as the same "no value"). A record deleted
+        # meanwhile matches no row and is left alone.
+        batch = values if isinstance(values, str) else _batch_json(values)
+        db.execute("UPDATE contacts SET owned = json_patch(owned, w.value) FROM json_each(?) AS w "
+                   "WHERE contacts.id = w.key", (batch,))
 
     def contacts(self) -> list[Contact]:
         """The mirrored contacts (our fields' CRM values excluded; see :meth:`owned_values`)."""
@@ -597,6 +623,21 @@ class SQLiteState:
             db.execute("DELETE FROM stages")
             db.executemany("INSERT INTO stages VALUES (?, ?, ?)", rows)
 
+    def save_stage_moves(self, run_id: int, rows: Iterable[tuple[str, str | None, str | None]]) -> None:
+        """Record the contacts whose stage this run changed: ``(contact_id, stage before, stage after)``, None
+        before for a contact new since the last computation, None after for one no longer there. Only the
+        moves are kept (not every contact's stage per run), so the stage flow between any two runs is their
+        composition (:func:`core.metrics.net_moves`)."""
+        with self.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO stage_moves VALUES (?, ?, ?, ?)",
+                           ((run_id, contact, before, after) for contact, before, after in rows))
+
+    def stage_moves(self, run_a: int, run_b: int) -> list[tuple[str, str | None, str | None]]:
+        """The moves recorded by the runs after ``run_a`` up to ``run_b``, in run order (then contact id)."""
+        return [(c, before, after) for c, before, after in self.db.execute(
+            "SELECT contact_id, before, after FROM stage_moves WHERE run_id > ? AND run_id <= ? "
+            "ORDER BY run_id, contact_id", (run_a, run_b))]
+
     # --- written values and the plan --------------------------------------------------------------------
 
     def written(self) -> dict[str, dict[str, Any]]:
@@ -610,23 +651,22 @@ class SQLiteState:
             self._record_written(db, run_id, values)
 
     @staticmethod
-    def _record_written(db: sqlite3.Connection, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
-        """Upsert what was written; returns each record's values as the JSON text stored, in ``values`` order."""
-        texts = [json.dumps({f: _plain(v) for f, v in fields.items()}) for fields in values.values()]
-        # One row a record; fields not in this write keep the value written before (a merge, in SQL).
-        db.executemany(
-            "INSERT INTO written_values VALUES (?, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
-            "vals=json_patch(written_values.vals, excluded.vals), run_id=excluded.run_id",
-            [(rid, text, run_id) for rid, text in zip(values, texts, strict=True)],
-        )
-        return texts
+    def _record_written(db: sqlite3.Connection, run_id: int, values: Mapping[str, Mapping[str, Any]]) -> str:
+        """Upsert what was written; returns the batch as the JSON text stored (``{record id: values}``)."""
+        batch = _batch_json(values)
+        # One statement for the batch, one row a record; fields not in this write keep the value written before
+        # (a merge, in SQL). ``WHERE true`` tells SQLite's parser the ON CONFLICT is the upsert's.
+        db.execute(
+            "INSERT INTO written_values (record_id, vals, run_id) SELECT key, value, ? FROM json_each(?) WHERE true "
+            "ON CONFLICT(record_id) DO UPDATE SET vals=json_patch(written_values.vals, excluded.vals), "
+            "run_id=excluded.run_id", (run_id, batch))
+        return batch
 
     def save_plan(self, run_id: int, plan: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         """Persist this run's planned writes before sending any (write-ahead)."""
         with self.transaction() as db:
             db.executemany("INSERT INTO plan VALUES (?, ?, ?, ?, 'pending')",
-                           [(run_id, rid, seq, json.dumps({k: _plain(v) for k, v in values.items()}))
-                            for seq, (rid, values) in enumerate(plan)])
+                           [(run_id, rid, seq, _values_json(values)) for seq, (rid, values) in enumerate(plan)])
 
     def in_flight(self) -> dict[str, dict[str, Any]]:
         """Values of unfinished runs' plans: possibly written by a run that was killed mid-batch."""
@@ -639,25 +679,40 @@ class SQLiteState:
 
     def settle_batch(self, run_id: int, written: Mapping[str, Mapping[str, Any]],
                      rejected: Sequence[tuple[Rejection, int]], gone: Sequence[str], *,
-                     now_current: bool = False) -> None:
+                     now_current: bool = False, planned: bool = False) -> None:
         """Checkpoint one batch: written values, rejections and vanished records, atomically. With
         ``now_current`` the written values are also the CRM's current values of our fields (as :meth:`set_owned`
-        records them), in the same transaction.
+        records them), in the same transaction. ``planned`` says the written values are exactly this run's saved
+        plan rows for those records (:meth:`save_plan`), as the runner's are: they are then taken from there.
 
-        Set-based: one statement per table for the batch (the written values merged in SQL, the plan rows and
-        rejections matched by id list), so the cost a record is a row, not a round of queries."""
+        Set-based: one statement per table for the batch, reading the batch's ids (one JSON array) with
+        ``json_each``; the values come from the plan rows in SQL (``planned``) or one ``json.dumps`` of the batch,
+        so the cost a record is a row, not a round of queries or a JSON encoding of its own."""
         with self.transaction() as db:
-            texts = self._record_written(db, run_id, written)
-            if now_current:
-                db.executemany("UPDATE contacts SET owned = json_patch(owned, ?) WHERE id = ?",
-                               zip(texts, written, strict=True))
-            ids = list(written)
-            for start in range(0, len(ids), _IDS_PER_STATEMENT):
-                chunk = ids[start:start + _IDS_PER_STATEMENT]
-                marks = ",".join("?" * len(chunk))
-                db.execute(f"UPDATE plan SET state = 'done' WHERE run_id = ? AND record_id IN ({marks})",
-                           (run_id, *chunk))
-                db.execute(f"DELETE FROM rejections WHERE record_id IN ({marks})", chunk)
+            if not written:
+                pass
+            elif planned:
+                ids = json.dumps(list(written))
+                # The plan row holds the values as sent, already encoded when the plan was saved (write-ahead).
+                db.execute(
+                    "INSERT INTO written_values (record_id, vals, run_id) SELECT record_id, values_json, run_id "
+                    "FROM plan WHERE run_id = ? AND record_id IN (SELECT value FROM json_each(?)) "
+                    "ON CONFLICT(record_id) DO UPDATE SET vals=json_patch(written_values.vals, excluded.vals), "
+                    "run_id=excluded.run_id", (run_id, ids))
+                if now_current:
+                    db.execute("UPDATE contacts SET owned = json_patch(owned, p.values_json) FROM plan AS p "
+                               "WHERE p.run_id = ? AND p.record_id IN (SELECT value FROM json_each(?)) "
+                               "AND contacts.id = p.record_id", (run_id, ids))
+                db.execute("UPDATE plan SET state = 'done' WHERE run_id = ? AND record_id IN "
+                           "(SELECT value FROM json_each(?))", (run_id, ids))
+                db.execute("DELETE FROM rejections WHERE record_id IN (SELECT value FROM json_each(?))", (ids,))
+            else:
+                batch = self._record_written(db, run_id, written)
+                if now_current:
+                    self._set_owned(db, batch)
+                db.execute("UPDATE plan SET state = 'done' WHERE run_id = ? AND record_id IN "
+                           "(SELECT key FROM json_each(?))", (run_id, batch))
+                db.execute("DELETE FROM rejections WHERE record_id IN (SELECT key FROM json_each(?))", (batch,))
             for rejection, _ in rejected:
                 db.execute(
                     "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(record_id) DO UPDATE SET "
@@ -786,6 +841,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:  # NaN
         return None
     return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _batch_json(values: Mapping[str, Mapping[str, Any]]) -> str:
+    """``{record id: {field: value}}`` as JSON text, values as :func:`_plain` makes them, in one C-level encode.
+
+    NaN has no JSON form (``_plain`` makes it null): only a batch holding one pays the per-value pass."""
+    try:
+        return json.dumps(values, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps({rid: {f: _plain(v) for f, v in fields.items()} for rid, fields in values.items()})
+
+
+def _values_json(values: Mapping[str, Any]) -> str:
+    """One record's values as :func:`_batch_json` encodes them."""
+    try:
+        return json.dumps(values, default=_json_default, allow_nan=False)
+    except ValueError:
+        return json.dumps({f: _plain(v) for f, v in values.items()})
 
 
 def bound_connection(path: Path) -> str | None:

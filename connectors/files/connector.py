@@ -53,6 +53,8 @@ class FilesConnector:
         self.last_bad_rows: list[BadRow] = []
         self._columns: dict[str, set[str]] = {"contacts": set(), "deals": set()}
         self._export: tuple[object, tuple[list[Contact], list[Deal], list[BadRow]]] | None = None
+        self.deadline: float | None = None
+        """Unused: reading and writing files never waits on a CRM."""
 
     def crm_field_name(self, logical: str) -> str:
         """Our field's column in the output file."""

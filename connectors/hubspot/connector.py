@@ -61,6 +61,16 @@ class HubSpotConnector:
         self.fields = Fields(self.client, config.property_group, self.crm_field_name, enum_options or {})
         self.writer = Writer(self.client, specs, self.crm_field_name, config.batch_size)
 
+    @property
+    def deadline(self) -> float | None:
+        """When waiting on the CRM gives up (:attr:`connectors.base.Connector.deadline`); kept by the transport,
+        which every wait asks how long it may still take."""
+        return self.transport.deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self.transport.deadline = value
+
     def crm_field_name(self, logical: str) -> str:
         """Our logical field name as a HubSpot property name (``stage`` -> ``clm_stage``)."""
         return f"{self.config.property_prefix}{logical}"

@@ -108,10 +108,18 @@ class Fields:
         try:
             existing = self._existing()
             missing = [self.crm_name(s.name) for s in specs if self.crm_name(s.name) not in existing]
-            checks.append(CheckResult("our properties exist", not missing,
-                                      f"missing: {', '.join(missing)}" if missing else f"{len(specs)} present",
-                                      "run `clm fields ensure` (or `clm sync`, which creates them)" if missing
-                                      else ""))
+            # A property of ours recreated by hand with another type is never written (ensure leaves it alone):
+            # the check must say so, not count it as present.
+            conflicts = [f"{self.crm_name(s.name)} is '{existing[self.crm_name(s.name)].get('type')}', we need "
+                         f"'{PROPERTY_TYPES[s.type][0]}'" for s in specs if self.crm_name(s.name) in existing
+                         and existing[self.crm_name(s.name)].get("type") != PROPERTY_TYPES[s.type][0]]
+            problems = ([f"missing: {', '.join(missing)}"] if missing else []) + (
+                [f"of another type: {'; '.join(conflicts)}"] if conflicts else [])
+            fixes = (["run `clm fields ensure` (or `clm sync`, which creates them)"] if missing else []) + (
+                ["delete or rename the conflicting properties in HubSpot (then `clm fields ensure` recreates "
+                 "them), or set hubspot.property_prefix to use other names"] if conflicts else [])
+            checks.append(CheckResult("our properties exist with our types", not problems,
+                                      "; ".join(problems) or f"{len(specs)} present", "; ".join(fixes)))
         except (AuthError, ConnectorError) as exc:
             checks.append(CheckResult("properties readable", False, exc.message, exc.hint or ""))
         return checks

@@ -81,6 +81,16 @@ class SalesforceConnector:
                              config.permission_set, lock_backoff=lock_backoff)
         self.last_pull: Puller | None = None
 
+    @property
+    def deadline(self) -> float | None:
+        """When waiting on the CRM gives up (:attr:`connectors.base.Connector.deadline`); kept by the transport,
+        which every wait (a queued Bulk job's polling) asks how long it may still take."""
+        return self.transport.deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self.transport.deadline = value
+
     def crm_field_name(self, logical: str) -> str:
         """Our logical field name as a custom field API name (``lead_score`` -> ``CLM_Lead_Score__c``)."""
         parts = [p for p in re.split(r"[^A-Za-z0-9]+", logical) if p]

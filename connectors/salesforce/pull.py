@@ -262,29 +262,17 @@ class Puller:
         # Taken before the opportunities are read: a role changed while they are read is caught next time.
         pending = {ROLE_KEY: self._high_water(ROLE_KEY)} if role_cursor is None or not state.incremental \
             else {}
-        roles_by_deal: dict[str, list[Role]] | None = None
         seen: set[str] = set()
+
+        def admit(deal_id: str, row: Row, page: Page) -> bool:
+            seen.add(deal_id)
+            if row.get("IsDeleted"):
+                page.deleted_deal_ids.append(deal_id)
+                return False
+            return True
+
         ordered = True
-        for chunk, ordered in self._rows(DEAL_KEY, fields, state, rows, sub=sub):
-            if not ordered and roles_by_deal is None:
-                roles_by_deal = self._all_roles(role_rows)
-            page = Page()
-            live: list[tuple[Row, tuple[str, ...]]] = []
-            for row, raw in chunk:
-                deal_id = str(row["Id"])
-                if not state.fresh(row["SystemModstamp"], deal_id, ordered=ordered):
-                    continue
-                seen.add(deal_id)
-                if row.get("IsDeleted"):
-                    page.deleted_deal_ids.append(deal_id)
-                    continue
-                if raw is not None:
-                    roles = [Role.from_row(role_rows.from_json(r))
-                             for r in self.reader.children(f"read {ROLES}", raw.get(ROLES))]
-                else:
-                    roles = (roles_by_deal or {}).get(deal_id, [])
-                live.append((row, ordered_contacts(roles)))
-            self._add_deals(page, live, wanted)
+        for page, ordered in self._deal_pages(state, admit):
             if ordered:
                 page.cursor = {**_cursor(DEAL_KEY, state), **pending}
                 pending = {}
@@ -434,10 +422,23 @@ class Puller:
 
     def _reread_deals(self, skip: set[str]) -> Iterator[Page]:
         """Every live opportunity again with its people (those in ``skip`` were just read); notes their Ids."""
+        live_ids: set[str] = set()
+
+        def admit(deal_id: str, row: Row, page: Page) -> bool:
+            live_ids.add(deal_id)
+            return deal_id not in skip
+
+        for page, _ in self._deal_pages(HighWater(None), admit):
+            yield page
+        self.live_deals = live_ids
+
+    def _deal_pages(self, state: HighWater, admit: Callable[[str, Row, Page], bool]) -> Iterator[tuple[Page, bool]]:
+        """The opportunities of the window after ``state`` with their people, a page per chunk, with whether the
+        chunk came in ``SystemModstamp`` order. Each new version is shown to ``admit`` with its page first; only
+        those it admits are read as live deals (their roles from the sub-query, or from one Bulk read of all
+        roles once a chunk comes from Bulk, which cannot sub-query)."""
         assert self._deal_read is not None
         fields, rows, role_rows, wanted, sub = self._deal_read
-        state = HighWater(None)
-        live_ids: set[str] = set()
         roles_by_deal: dict[str, list[Role]] | None = None
         for chunk, ordered in self._rows(DEAL_KEY, fields, state, rows, sub=sub):
             if not ordered and roles_by_deal is None:
@@ -446,10 +447,7 @@ class Puller:
             live: list[tuple[Row, tuple[str, ...]]] = []
             for row, raw in chunk:
                 deal_id = str(row["Id"])
-                if not state.fresh(row["SystemModstamp"], deal_id, ordered=ordered):
-                    continue
-                live_ids.add(deal_id)
-                if deal_id in skip:
+                if not state.fresh(row["SystemModstamp"], deal_id, ordered=ordered) or not admit(deal_id, row, page):
                     continue
                 if raw is not None:
                     roles = [Role.from_row(role_rows.from_json(r))
@@ -458,8 +456,7 @@ class Puller:
                     roles = (roles_by_deal or {}).get(deal_id, [])
                 live.append((row, ordered_contacts(roles)))
             self._add_deals(page, live, wanted)
-            yield page
-        self.live_deals = live_ids
+            yield page, ordered
 
     def sweep_due(self, cursor: Mapping[str, str], every: timedelta | None) -> bool:
         """Whether this incremental pull ends with a reconciling sweep: a delete log that no longer covers a

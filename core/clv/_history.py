@@ -1,4 +1,4 @@
-"""Input checks shared by the continuous-time purchase models (Pareto/NBD, MBG/NBD)."""
+"""Input checks and row bookkeeping shared by the continuous-time purchase models (Pareto/NBD, MBG/NBD)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,17 @@ def validate_history(x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArra
     problems = [msg for ok, msg in checks if not ok]
     if problems:
         raise ValueError(f"invalid {model} data: " + "; ".join(problems))
+
+
+def distinct_rows(*columns: FloatArray) -> tuple[tuple[FloatArray, ...], npt.NDArray[np.intp]]:
+    """The distinct rows of equal-length ``columns`` (sorted by the first column, then the next...) and, for
+    each input row, the index of its distinct row, so that ``distinct[j][inverse] == columns[j]``."""
+    order = np.lexsort(columns[::-1])
+    ordered = [c[order] for c in columns]
+    changed = np.zeros(len(order), dtype=bool)
+    changed[:1] = True
+    for c in ordered:
+        changed[1:] |= c[1:] != c[:-1]
+    inverse = np.empty(len(order), dtype=np.intp)
+    inverse[order] = np.cumsum(changed) - 1
+    return tuple(c[changed] for c in ordered), inverse

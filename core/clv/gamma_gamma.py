@@ -64,6 +64,18 @@ class GammaGammaParams:
         return np.asarray(np.where(xa > 0, own, self.population_mean), dtype=np.float64)
 
 
+def expected_spend_under_draws(draws: FloatArray, x: FloatArray, zbar: FloatArray) -> FloatArray:
+    """E[M | x, zbar] (:meth:`GammaGammaParams.conditional_expected_spend`) of each customer (columns) under each
+    parameter set (rows of ``draws``: p, q, gamma) at once; NaN under a draw with q <= 1 (no finite mean)."""
+    p, q, g = (draws[:, j, None] for j in range(3))
+    own = np.where(x > 0, np.maximum(zbar, 0.0), 0.0)
+    # With x = 0 this is the population mean gamma p / (q - 1), as in the method.
+    denominator = p * x + q - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spend = (g + x * own) * p / denominator
+    return np.asarray(np.where(q > 1.0, spend, np.nan), dtype=np.float64)
+
+
 @dataclass(frozen=True)
 class IndependenceCheck:
     """Pearson correlation between frequency and mean spend of repeat customers; a warning above threshold."""

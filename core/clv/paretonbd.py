@@ -31,11 +31,12 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import digamma, expit, exprel, gammaln
 
-from core.clv._history import validate_history
+from core.clv._history import distinct_rows, validate_history
 from core.clv._optimize import maximize_log_likelihood
 from core.errors import FitError
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 # Terms of the 2F1 series are summed in blocks until every row's next term is below this share of its sum.
 _SERIES_TOLERANCE = 1e-17
@@ -45,6 +46,8 @@ _SERIES_BLOCK = 4096
 # whose alpha and beta differ by a factor above ~1,500, with a recent first purchase) are refused with a
 # FitError rather than given a truncated value: such scales mean the data do not identify the model.
 _SERIES_CAP = 60_000
+# Scoring many parameter draws at once works on (draws x rows) arrays of about this many elements.
+_DRAW_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,55 @@ def _expected_while_alive(
     return np.asarray(r / alpha * beta * log_growth * exprel(-(s - 1.0) * log_growth), dtype=np.float64)
 
 
+def _sum_series(
+    c: FloatArray, k1: FloatArray, z: FloatArray, gradient: bool
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """sum_n t_n with t_0 = 1, t_(n+1) = t_n (c + n) / (k1 + n) z, and (with ``gradient``) sum_n t_n d log t_n / dc,
+    sum_n t_n d log t_n / dk1 and sum_n n t_n / z. One vector step per term across all rows: the rows are many
+    and the terms few (CDNOW: about 20), where a (rows x terms) matrix would cost more in memory traffic.
+
+    Raises :class:`FitError` when a row has not converged after :data:`_SERIES_CAP` terms."""
+    total = np.ones(len(z))
+    sum_dc, sum_dk, sum_dz = np.zeros(len(z)), np.zeros(len(z)), np.zeros(len(z))
+    live = np.arange(len(z))
+    term = np.ones(len(z))
+    psi_c, psi_k = np.zeros(len(z)), np.zeros(len(z))  # d log t_n / dc and -d log t_n / dk1
+    n = 0
+    while len(live) and n < _SERIES_CAP:
+        # t_n <= z^n (0 < c < k1), so log(tolerance) / log(z) terms suffice.
+        steps = max(4, math.ceil(math.log(_SERIES_TOLERANCE) / math.log(float(z[live].max()))) - n)
+        steps = min(steps, _SERIES_BLOCK)
+        cl, kl, zl = c[live], k1[live], z[live]
+        tl, tot = term[live], total[live]
+        if gradient:
+            pc, pk = psi_c[live], psi_k[live]
+            sdc, sdk, sdz = sum_dc[live], sum_dk[live], sum_dz[live]
+        for _ in range(steps):
+            if gradient:
+                pc += 1.0 / (cl + n)
+                pk += 1.0 / (kl + n)
+            tl *= (cl + n) / (kl + n) * zl
+            n += 1
+            tot += tl
+            if gradient:
+                sdc += tl * pc
+                sdk += tl * pk
+                sdz += tl * n
+        term[live], total[live] = tl, tot
+        if gradient:
+            psi_c[live], psi_k[live] = pc, pk
+            sum_dc[live], sum_dk[live], sum_dz[live] = sdc, sdk, sdz
+        live = live[tl > _SERIES_TOLERANCE * tot]
+    if len(live):
+        raise FitError(
+            "Pareto/NBD cannot be evaluated: the purchase and dropout scales differ too much "
+            f"(|alpha - beta| / (max(alpha, beta) + t) = {float(z[live].max()):.6f}), so the data do not "
+            "identify the model",
+            hint="use BG/NBD (clv.model) or the empirical fallback",
+        )
+    return total, sum_dc, sum_dk, sum_dz / z
+
+
 @dataclass(frozen=True)
 class _Series:
     """log I and its derivatives for I(k, b, z) = int_0^1 u^(k-1) (1 - z u)^-b du = 2F1(k, b; k+1; z) / k."""
@@ -186,38 +238,16 @@ class _Series:
         sum_dc = np.zeros(n_rows)
         sum_dk = np.zeros(n_rows)
         sum_dz = np.zeros(n_rows)
-        term = np.ones(n_rows)
-        psi_c = np.zeros(n_rows)  # digamma(c + n) - digamma(c)
-        psi_k = np.zeros(n_rows)  # digamma(k + 1 + n) - digamma(k + 1)
-        active = np.flatnonzero(z > 0)
-        start = 0
-        while len(active) and start < _SERIES_CAP:
-            # t_n <= z^n, so log(tolerance) / log(z) terms suffice; a block never holds many more than needed.
-            needed = math.ceil(math.log(_SERIES_TOLERANCE) / math.log(float(z[active].max()))) - start
-            n = start + np.arange(min(max(needed, 4), _SERIES_BLOCK), dtype=np.float64)  # t_(n+1) from t_n
-            ca, ka, za = c[active, None], k[active, None], z[active, None]
-            ratio = (ca + n) / (ka + 1.0 + n) * za
-            terms = term[active, None] * np.cumprod(ratio, axis=1)  # t_(n+1)
-            total[active] += terms.sum(axis=1)
-            if gradient:
-                dc = psi_c[active, None] + np.cumsum(1.0 / (ca + n), axis=1)
-                dk = psi_k[active, None] + np.cumsum(1.0 / (ka + 1.0 + n), axis=1)
-                sum_dc[active] += (terms * dc).sum(axis=1)
-                sum_dk[active] += (terms * dk).sum(axis=1)
-                # n t_n / z, so that z -> 0 needs no special case.
-                sum_dz[active] += (terms * (n + 1.0)).sum(axis=1) / za[:, 0]
-                psi_c[active] = dc[:, -1]
-                psi_k[active] = dk[:, -1]
-            term[active] = terms[:, -1]
-            start += len(n)
-            active = active[term[active] > _SERIES_TOLERANCE * total[active]]
-        if len(active):
-            raise FitError(
-                "Pareto/NBD cannot be evaluated: the purchase and dropout scales differ too much "
-                f"(|alpha - beta| / (max(alpha, beta) + t) = {float(z[active].max()):.6f}), so the data do not "
-                "identify the model",
-                hint="use BG/NBD (clv.model) or the empirical fallback",
-            )
+        positive = np.flatnonzero(z > 0)
+        # Rows grouped by the number of terms their z needs (within a factor of 2), so that a few rows with z near
+        # 1 (e.g. parameter draws far from the estimate) do not lengthen every other row's sum.
+        with np.errstate(divide="ignore"):
+            need = np.log(_SERIES_TOLERANCE) / np.log(z[positive])
+        group = np.floor(np.log2(np.maximum(need, 16.0)))
+        for level in np.unique(group):
+            rows = positive[group == level]
+            sums = _sum_series(c[rows], k[rows] + 1.0, z[rows], gradient)
+            total[rows], sum_dc[rows], sum_dk[rows], sum_dz[rows] = sums
         # z = 0 (alpha = beta): only t_0 = 1, and d(sum)/dz = t_1 / z = c / (k + 1).
         flat = z <= 0
         sum_dz[flat] = c[flat] / (k[flat] + 1.0)
@@ -232,6 +262,76 @@ class _Series:
             d_b=-log_one_minus_z - d_c,
             d_z=(b - 1.0) / (1.0 - z) + sum_dz / total,
         )
+
+
+@dataclass(frozen=True)
+class _Ends:
+    """The distinct (x, y) pairs of the window ends y = t_x and y = T: the 2F1 series, the costly part of the
+    likelihood, depends on a customer's x and y only, and summaries in whole days repeat them a lot (1,000,000
+    simulated customers have about 300,000 distinct rows but only about 19,000 distinct ends)."""
+
+    x: FloatArray
+    y: FloatArray
+    at_t_x: IntArray
+    at_T: IntArray
+
+    @classmethod
+    def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray) -> _Ends:
+        (ex, ey), inverse = distinct_rows(np.concatenate([x, x]), np.concatenate([t_x, T]))
+        return cls(x=ex, y=ey, at_t_x=inverse[: len(x)], at_T=inverse[len(x) :])
+
+
+Param = float | FloatArray
+
+
+def _log_g(
+    r: Param, alpha: Param, s: Param, beta: Param, x: FloatArray, y: FloatArray, gradient: bool
+) -> tuple[FloatArray, FloatArray | None]:
+    """log G(y) = log int_y^inf (alpha+u)^-(r+x) (beta+u)^-(s+1) du for each (x, y), and with ``gradient`` its
+    derivatives (4, n) in (r, alpha, s, beta). The parameters are scalars or arrays aligned with ``x``."""
+    m = r + x
+    k = m + s
+    # The note's case split: integrate in the variable of the larger scale, so z = |alpha-beta|/(...) >= 0.
+    big = np.maximum(alpha, beta)
+    alpha_big = np.asarray(alpha >= beta)
+    b = np.asarray(np.where(alpha_big, s + 1.0, m), dtype=np.float64)
+    b = np.broadcast_to(b, k.shape)
+    z = np.asarray(np.abs(alpha - beta) / (big + y), dtype=np.float64)
+    series = _Series.evaluate(k, b, z, gradient)
+    log_big = np.log(big + y)
+    log_g = -k * log_big + series.log_value
+    if not gradient:
+        return log_g, None
+    # Following how k, b and z depend on the parameters.
+    inv_big = 1.0 / (big + y)
+    small = np.minimum(alpha, beta)
+    dz_big = (small + y) * inv_big**2  # dz / d(larger scale)
+    d_big = -k * inv_big + series.d_z * dz_big
+    d_small = -series.d_z * inv_big
+    d_r = -log_big + series.d_k + np.where(alpha_big, 0.0, series.d_b)
+    d_s = -log_big + series.d_k + np.where(alpha_big, series.d_b, 0.0)
+    d_alpha = np.where(alpha_big, d_big, d_small)
+    d_beta = np.where(alpha_big, d_small, d_big)
+    return log_g, np.stack([d_r, d_alpha, d_s, d_beta])
+
+
+def _window(
+    r: Param, alpha: Param, s: Param, beta: Param, x: FloatArray, T: FloatArray, log_g_t_x: FloatArray,
+    log_g_T: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """log L (with its common factor), the share of "dropped out in (t_x, T]", log G(T) - log G(t_x) and
+    whether that window is open, from the two ends' log G. Broadcasts parameters against rows."""
+    gap = log_g_T - log_g_t_x  # <= 0
+    open_window = gap < 0
+    with np.errstate(divide="ignore"):
+        log_dropped = np.log(s) + log_g_t_x + np.log(-np.expm1(np.where(open_window, gap, -1.0)))
+    log_dropped = np.where(open_window, log_dropped, -np.inf)
+    m = r + x
+    log_alive = -m * np.log(alpha + T) - s * np.log(beta + T)
+    log_common = gammaln(m) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+    log_likelihood = log_common + np.logaddexp(log_alive, log_dropped)
+    share = np.where(open_window, expit(log_dropped - log_alive), 0.0)
+    return log_likelihood, share, gap, open_window
 
 
 @dataclass(frozen=True)
@@ -253,57 +353,54 @@ class _Terms:
         t_x: FloatArray,
         T: FloatArray,
         gradient: bool,
+        ends: _Ends | None = None,
     ) -> _Terms:
-        m = r + x
-        k = m + s
-        # The note's case split: integrate in the variable of the larger scale, so z = |alpha-beta|/(...) >= 0.
-        big = max(alpha, beta)
-        alpha_big = alpha >= beta
-        b = np.full(len(x), s + 1.0) if alpha_big else m
-        ends = np.concatenate([t_x, T])
-        z = abs(alpha - beta) / (big + ends)
-        k2, b2 = np.concatenate([k, k]), np.concatenate([b, b])
-        series = _Series.evaluate(k2, b2, z, gradient)
-        # log G(y) = -k log(big + y) + log I(k, b, z_y): G(y) = int_y^inf (alpha+u)^-m (beta+u)^-(s+1) du.
-        log_big = np.log(big + ends)
-        log_g = -k2 * log_big + series.log_value
-        n = len(x)
-        gap = log_g[n:] - log_g[:n]  # log G(T) - log G(t_x) <= 0
-        open_window = gap < 0
-        with np.errstate(divide="ignore"):
-            log_dropped = np.log(s) + log_g[:n] + np.log(-np.expm1(np.where(open_window, gap, -1.0)))
-        log_dropped = np.where(open_window, log_dropped, -np.inf)
-        log_alive = -m * np.log(alpha + T) - s * np.log(beta + T)
-        log_common = gammaln(m) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-        both = np.logaddexp(log_alive, log_dropped)
-        share = np.where(open_window, expit(log_dropped - log_alive), 0.0)
-        if not gradient:
-            return cls(log_likelihood=log_common + both, dropped_share=share, gradient=None)
+        ends = ends if ends is not None else _Ends.build(x, t_x, T)
+        log_g, d_g = _log_g(r, alpha, s, beta, ends.x, ends.y, gradient)
+        lo, hi = log_g[ends.at_t_x], log_g[ends.at_T]
+        log_likelihood, share, gap, open_window = _window(r, alpha, s, beta, x, T, lo, hi)
+        if d_g is None:
+            return cls(log_likelihood=log_likelihood, dropped_share=share, gradient=None)
 
-        # d log G(y) for each parameter, y = t_x and T, following how k, b and z depend on them.
-        inv_big = 1.0 / (big + ends)
-        small = beta if alpha_big else alpha
-        dz_big = (small + ends) * inv_big**2  # dz / d(larger scale)
-        dz_small = -inv_big  # dz / d(smaller scale)
-        d_big = -k2 * inv_big + series.d_z * dz_big
-        d_small = series.d_z * dz_small
-        d_r = -log_big + series.d_k + (0.0 if alpha_big else series.d_b)
-        d_s = -log_big + series.d_k + (series.d_b if alpha_big else 0.0)
-        d_alpha, d_beta = (d_big, d_small) if alpha_big else (d_small, d_big)
+        m = r + x
         ratio = np.exp(np.where(open_window, gap, 0.0))
         denominator = np.where(open_window, 1.0 - ratio, 1.0)
 
-        def d_log_window(d: FloatArray) -> FloatArray:
+        def d_log_window(j: int) -> FloatArray:
             # d log(G(t_x) - G(T)) = (dG(t_x)/G(t_x) - e^gap dG(T)/G(T)) / (1 - e^gap)
-            return np.asarray((d[:n] - ratio * d[n:]) / denominator, dtype=np.float64)
+            return np.asarray((d_g[j, ends.at_t_x] - ratio * d_g[j, ends.at_T]) / denominator, dtype=np.float64)
 
         alive_share = 1.0 - share
-        grad = np.empty((4, n))
-        grad[0] = digamma(m) - digamma(r) + np.log(alpha) - alive_share * np.log(alpha + T) + share * d_log_window(d_r)
-        grad[1] = r / alpha - alive_share * m / (alpha + T) + share * d_log_window(d_alpha)
-        grad[2] = np.log(beta) - alive_share * np.log(beta + T) + share * (1.0 / s + d_log_window(d_s))
-        grad[3] = s / beta - alive_share * s / (beta + T) + share * d_log_window(d_beta)
-        return cls(log_likelihood=log_common + both, dropped_share=share, gradient=grad)
+        grad = np.empty((4, len(x)))
+        grad[0] = digamma(m) - digamma(r) + np.log(alpha) - alive_share * np.log(alpha + T) + share * d_log_window(0)
+        grad[1] = r / alpha - alive_share * m / (alpha + T) + share * d_log_window(1)
+        grad[2] = np.log(beta) - alive_share * np.log(beta + T) + share * (1.0 / s + d_log_window(2))
+        grad[3] = s / beta - alive_share * s / (beta + T) + share * d_log_window(3)
+        return cls(log_likelihood=log_likelihood, dropped_share=share, gradient=grad)
+
+
+def p_alive_under_draws(draws: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
+    """P(alive) of each customer (columns) under each parameter set (rows of ``draws``: r, alpha, s, beta),
+    all at once: the 2F1 series runs once over every (draw, distinct end) pair rather than draw by draw."""
+    ends = _Ends.build(x, t_x, T)
+    n_ends = len(ends.x)
+    out = np.empty((len(draws), len(x)))
+    per_block = max(1, _DRAW_BLOCK // max(n_ends, len(x), 1))
+    for start in range(0, len(draws), per_block):
+        block = draws[start : start + per_block]
+        d = len(block)
+        r, alpha, s, beta = (block[:, j, None] for j in range(4))
+        r_e, alpha_e, s_e, beta_e = (np.broadcast_to(v, (d, n_ends)).ravel() for v in (r, alpha, s, beta))
+        log_g, _ = _log_g(r_e, alpha_e, s_e, beta_e, np.tile(ends.x, d), np.tile(ends.y, d), False)
+        log_g = log_g.reshape(d, n_ends)
+        lo = log_g[:, ends.at_t_x]
+        gap = log_g[:, ends.at_T] - lo
+        # P(alive) = 1 / (1 + dropped / alive), the log odds without the factors the two terms share.
+        with np.errstate(divide="ignore"):
+            log_odds = (np.log(s) + lo + np.log(-np.expm1(gap)) + (r + x) * np.log(alpha + T)
+                        + s * np.log(beta + T))
+        out[start : start + d] = expit(-log_odds)
+    return out
 
 
 @dataclass(frozen=True)
@@ -317,6 +414,7 @@ class _Rows:
     total_weight: float
     total_repeat_weight: float
     total_exposure: float
+    ends: _Ends
 
     @classmethod
     def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -> _Rows:
@@ -337,12 +435,14 @@ class _Rows:
             total_weight=float(w.sum()),
             total_repeat_weight=float(np.dot(x, w)),
             total_exposure=float(np.dot(T, w)),
+            ends=_Ends.build(x, t_x, T),
         )
 
     def objective(self, log_params: FloatArray) -> tuple[float, FloatArray]:
         """Mean negative log-likelihood and its gradient with respect to the log parameters."""
         r, alpha, s, beta = np.exp(log_params)
-        terms = _Terms.evaluate(float(r), float(alpha), float(s), float(beta), self.x, self.t_x, self.T, True)
+        terms = _Terms.evaluate(float(r), float(alpha), float(s), float(beta), self.x, self.t_x, self.T, True,
+                                self.ends)
         assert terms.gradient is not None
         W = self.total_weight
         ll = float(np.dot(self.w, terms.log_likelihood))

@@ -26,8 +26,10 @@ from typing import Literal, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from core.clv._history import distinct_rows
 from core.clv.bgnbd import BgNbdFit, fit_bgnbd
-from core.clv.gamma_gamma import GammaGammaFit, GammaGammaParams, fit_gamma_gamma
+from core.clv.gamma_gamma import GammaGammaFit, expected_spend_under_draws, fit_gamma_gamma
+from core.clv.paretonbd import p_alive_under_draws
 from core.clv.selection import ModelName, PurchaseModelFit, PurchaseParams, describe_bgnbd, fit_purchase_model
 from core.clv.summary import TransactionSummary
 from core.errors import FitError
@@ -40,8 +42,8 @@ FitT = TypeVar("FitT", PurchaseScores, GammaGammaFit)
 DAYS_PER_YEAR = 365.25
 # Unique (x, T) rows are scored this many at a time so the (steps x rows) matrices stay small.
 _CHUNK = 65_536
-# Customers per block of the interval computation: the (draws x customers) matrix stays near 50 MB.
-_INTERVAL_CHUNK = 32_768
+# Elements of one (draws x histories) block of the interval computation: each such matrix stays near 32 MB.
+_INTERVAL_BLOCK = 1 << 22
 #: A customer's mean repeat spend is an outlier, left out of the Gamma-Gamma fit, when its log lies more than this
 #: many robust standard deviations (1.4826 MAD) above the median log and it is more than
 #: :data:`OUTLIER_MIN_RATIO` times the median. CDNOW's largest is 3.4 deviations (11x the median): a real base's
@@ -78,9 +80,14 @@ class ClvResult:
     unit: str
     diagnostics: tuple[str, ...]
     purchase_fit: PurchaseModelFit | None = None
-    #: Per-customer bounds of ``clv`` (see :func:`clv_interval`) when asked for; NaN where unknown.
+    #: Per-customer bounds of ``clv``, ``p_alive`` and ``expected_purchases`` (see :func:`score_intervals`) when
+    #: asked for; NaN where unknown.
     clv_low: FloatArray | None = None
     clv_high: FloatArray | None = None
+    p_alive_low: FloatArray | None = None
+    p_alive_high: FloatArray | None = None
+    expected_purchases_low: FloatArray | None = None
+    expected_purchases_high: FloatArray | None = None
     #: Customers left out of the spend model as outliers (:func:`spend_outliers`); they are still scored.
     spend_outliers: npt.NDArray[np.bool_] | None = None
 
@@ -155,9 +162,10 @@ def fit_and_score(
     :class:`~core.errors.FitError` and ``"empirical"`` falls back to :func:`empirical_rates` for that
     part (purchases and spend fall back independently), recording why in ``diagnostics``.
 
-    ``interval_draws`` > 0 also computes ``clv_low``/``clv_high``, the central ``interval_level`` interval of
-    each customer's CLV under the parameters' sampling distribution (:func:`clv_interval`); they are NaN, with
-    the reason in ``diagnostics``, when the purchases fell back to the empirical rules.
+    ``interval_draws`` > 0 also computes ``clv_low``/``clv_high``, ``p_alive_low``/``p_alive_high`` and
+    ``expected_purchases_low``/``expected_purchases_high``, the central ``interval_level`` interval of each
+    customer's value under the parameters' sampling distribution (:func:`score_intervals`); they are NaN,
+    with the reason in ``diagnostics``, when the purchases fell back to the empirical rules.
     """
     if not horizon > 0:
         raise ValueError("horizon must be > 0")
@@ -218,19 +226,21 @@ def fit_and_score(
         spend = empirical_rates(summary).spend
 
     zero = np.zeros(len(x))
-    low: FloatArray | None = None
-    high: FloatArray | None = None
+    bounds: dict[str, FloatArray] = {}
     if interval_draws > 0:
-        low, high = np.full(len(x), np.nan), np.full(len(x), np.nan)
+        bounds = {name: np.full(len(x), np.nan) for name in _BOUND_FIELDS}
         if purchase_fit is None:
             diagnostics.append("CLV intervals: none, the purchases fell back to the empirical rules")
         else:
             try:
-                low[customer], high[customer] = clv_interval(
+                found = score_intervals(
                     purchase_fit, gamma_gamma, x[customer], summary.recency[customer], summary.T[customer],
                     spend[customer], summary.monetary_value[customer], grid, discount, margin,
                     draws=interval_draws, level=interval_level,
                 )
+                for name, (low, high) in (("p_alive", found.p_alive), ("expected_purchases", found.expected_purchases),
+                                          ("clv", found.clv)):
+                    bounds[f"{name}_low"][customer], bounds[f"{name}_high"][customer] = low, high
             except FitError as error:
                 diagnostics.append(f"CLV intervals: none, {error.message}")
     return ClvResult(
@@ -248,9 +258,8 @@ def fit_and_score(
         unit=summary.unit,
         diagnostics=tuple(diagnostics),
         purchase_fit=purchase_fit,
-        clv_low=low,
-        clv_high=high,
         spend_outliers=outliers,
+        **bounds,
     )
 
 
@@ -269,7 +278,16 @@ def spend_outliers(x: FloatArray, monetary_value: FloatArray, customer: npt.NDAr
     return out
 
 
-def clv_interval(
+@dataclass(frozen=True)
+class Intervals:
+    """Per-customer (low, high) bounds of each output: the central ``level`` of its values over the draws."""
+
+    p_alive: tuple[FloatArray, FloatArray]
+    expected_purchases: tuple[FloatArray, FloatArray]
+    clv: tuple[FloatArray, FloatArray]
+
+
+def score_intervals(
     purchase_fit: PurchaseModelFit,
     gamma_gamma: GammaGammaFit | None,
     x: FloatArray,
@@ -284,16 +302,20 @@ def clv_interval(
     draws: int = 200,
     level: float = 0.90,
     seed: int = INTERVAL_SEED,
-) -> tuple[FloatArray, FloatArray]:
-    """Lower and upper bounds of each customer's discounted CLV: the central ``level`` quantiles over
-    ``draws`` parameter sets drawn from the Laplace approximation at the optimum (the log parameters
-    ~ Normal(estimate, inverse observed information), so every draw is positive).
+) -> Intervals:
+    """Bounds of each customer's P(alive), expected purchases over the horizon and discounted CLV: the central
+    ``level`` quantiles over ``draws`` parameter sets drawn from the Laplace approximation at the optimum (the
+    log parameters ~ Normal(estimate, inverse observed information), so every draw is positive).
 
     The purchase model and Gamma-Gamma are drawn independently (they are fitted separately); without a
-    Gamma-Gamma fit (empirical spend) or with a parameter the data do not identify (NaN covariance), that
-    part is held at its estimate, so the interval reflects only the uncertainty that can be measured. The
-    draws are fixed by ``seed`` and taken once, then every customer block is scored under the same draws.
-    Parameter uncertainty only: a customer's own purchase noise is not in the bounds.
+    Gamma-Gamma fit (empirical ``spend``) or with a parameter the data do not identify (NaN covariance), that
+    part is held at its estimate, so the bounds reflect only the uncertainty that can be measured; a spend draw
+    with q <= 1 (no finite mean) uses the estimate's ``spend``. The draws are fixed by ``seed``, so the bounds
+    do not depend on the order of the customers. Parameter uncertainty only: a customer's own purchase noise
+    is not in the bounds.
+
+    Vectorised over the draws: every distinct history (x, t_x, T) is scored once under all draws, the
+    expectations while alive once per distinct (x, T), CLV once per distinct (history, own mean spend).
     """
     if not 0 < level < 1:
         raise ValueError("level must be in (0, 1)")
@@ -303,23 +325,75 @@ def clv_interval(
     if gamma_gamma is not None:
         g = gamma_gamma.params
         spend_draws = _draw(rng, np.array([g.p, g.q, g.gamma]), gamma_gamma.covariance, draws)
-    purchase_params = [purchase_fit.with_parameters(row) for row in purchase_draws]
-    # A draw with q <= 1 has no finite mean spend; the estimate's spend stands in for it.
-    spend_params = ([GammaGammaParams(*row) if row[1] > 1.0 else None for row in spend_draws]
-                    if spend_draws is not None else [None] * draws)
-    low, high = np.empty(len(x)), np.empty(len(x))
-    quantiles = (0.5 * (1.0 - level), 0.5 * (1.0 + level))
-    for start in range(0, len(x), _INTERVAL_CHUNK):
-        part = slice(start, start + _INTERVAL_CHUNK)
-        values = np.empty((draws, len(x[part])))
-        for k, (params, spend_k) in enumerate(zip(purchase_params, spend_params, strict=True)):
-            p_alive = params.p_alive(x[part], t_x[part], T[part])
-            _, discounted = _expected_purchases(params, x[part], T[part], p_alive, grid, discount)
-            each = (spend_k.conditional_expected_spend(x[part], monetary_value[part]) if spend_k is not None
-                    else spend[part])
-            values[k] = margin * each * discounted
-        low[part], high[part] = np.quantile(values, quantiles, axis=0)
-    return low, high
+    (hx, htx, hT), at_history = distinct_rows(x, t_x, T)
+    (vx, vT), at_window = distinct_rows(hx, hT)
+    total_if_alive, discounted_if_alive = _while_alive_under_draws(purchase_fit, purchase_draws, vx, vT, grid,
+                                                                   discount)
+    own = np.where(x > 0, monetary_value, 0.0)  # without repeat purchases the own mean spend plays no part
+    (value_history, value_own, value_spend), at_value = distinct_rows(at_history.astype(np.float64), own, spend)
+    value_of = value_history.astype(np.intp)
+    bounds = {name: (np.empty(n), np.empty(n))
+              for name, n in (("p_alive", len(hx)), ("expected", len(hx)), ("clv", len(value_of)))}
+    per_block = max(1, _INTERVAL_BLOCK // draws)
+    for start in range(0, len(hx), per_block):
+        block = slice(start, start + per_block)
+        alive = _p_alive_under_draws(purchase_fit, purchase_draws, hx[block], htx[block], hT[block])
+        _bounds(alive, level, bounds["p_alive"], block)
+        _bounds(alive * total_if_alive[:, at_window[block]], level, bounds["expected"], block)
+        # Value rows are sorted by history, so this block's are contiguous.
+        first, stop = np.searchsorted(value_of, [start, start + alive.shape[1]])
+        rows = slice(int(first), int(stop))
+        history = value_of[rows]
+        if spend_draws is None:
+            each = np.broadcast_to(value_spend[rows], (draws, len(history)))
+        else:
+            each = expected_spend_under_draws(spend_draws, hx[history], value_own[rows])
+            each = np.where(np.isfinite(each), each, value_spend[rows])
+        values = margin * each * alive[:, history - start] * discounted_if_alive[:, at_window[history]]
+        _bounds(values, level, bounds["clv"], rows)
+    return Intervals(
+        p_alive=(bounds["p_alive"][0][at_history], bounds["p_alive"][1][at_history]),
+        expected_purchases=(bounds["expected"][0][at_history], bounds["expected"][1][at_history]),
+        clv=(bounds["clv"][0][at_value], bounds["clv"][1][at_value]),
+    )
+
+
+_BOUND_FIELDS = ("clv_low", "clv_high", "p_alive_low", "p_alive_high", "expected_purchases_low",
+                 "expected_purchases_high")
+
+
+def _bounds(values: FloatArray, level: float, out: tuple[FloatArray, FloatArray], rows: slice) -> None:
+    """The central ``level`` quantiles of each column of ``values`` into ``out[0][rows]``, ``out[1][rows]``: the
+    same numbers as ``np.quantile`` (linear), from one partial sort at the four order statistics needed."""
+    last = values.shape[0] - 1
+    positions = (0.5 * (1.0 - level) * last, 0.5 * (1.0 + level) * last)
+    needed = sorted({k for pos in positions for k in (math.floor(pos), math.ceil(pos))})
+    ordered = np.partition(values, needed, axis=0)
+    for target, pos in zip(out, positions, strict=True):
+        below = ordered[math.floor(pos)]
+        target[rows] = below + (pos - math.floor(pos)) * (ordered[math.ceil(pos)] - below)
+
+
+def _p_alive_under_draws(
+    fit: PurchaseModelFit, draws: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> FloatArray:
+    """(draws x customers) P(alive); Pareto/NBD's series runs over all draws at once, the closed forms per draw."""
+    if fit.model == "pareto_nbd":
+        return p_alive_under_draws(draws, x, t_x, T)
+    return np.stack([fit.with_parameters(row).p_alive(x, t_x, T) for row in draws])
+
+
+def _while_alive_under_draws(
+    fit: PurchaseModelFit, draws: FloatArray, x: FloatArray, T: FloatArray, grid: FloatArray, discount: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """(draws x distinct (x, T)) expected purchases over the horizon if alive, undiscounted and discounted."""
+    total = np.empty((len(draws), len(x)))
+    discounted = np.empty((len(draws), len(x)))
+    for k, row in enumerate(draws):
+        cumulative = fit.with_parameters(row).expected_purchases_if_alive(grid[1:, None], x, T)
+        total[k] = cumulative[-1]
+        discounted[k] = discount @ np.diff(cumulative, axis=0, prepend=0.0)
+    return total, discounted
 
 
 def _draw(rng: np.random.Generator, estimate: FloatArray, covariance: FloatArray, draws: int) -> FloatArray:

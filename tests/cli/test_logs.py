@@ -33,3 +33,17 @@ def test_json_logs_are_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     payload = json.loads(err)
     assert payload["run_id"] == 7 and payload["level"] == "info"
     assert "bob@example.org" not in err and "xyz-secret" not in err
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_logged_traceback_is_redacted_and_kept(log_format: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # ``-v`` logs a failure with its traceback (exc_info): the exception's text is CRM or client text too.
+    configure(log_format, verbose=True)
+    try:
+        raise RuntimeError("401 for jane.doe@example.org with Authorization: Bearer pat-na1-11111111-2222-3333")
+    except RuntimeError:
+        logging.getLogger("clm.sync").exception("write failed for %s", "bob@example.org")
+    err = capsys.readouterr().err
+    for secret in ("jane.doe@example.org", "bob@example.org", "pat-na1-1111"):
+        assert secret not in err
+    assert "RuntimeError: 401 for [email]" in err and "Traceback" in err

@@ -36,6 +36,7 @@ VALID: dict[str, list[str]] = {
     "report": [],
     "demo": ["--contacts", "20"],
     "sandbox serve": ["--contacts", "5"],
+    "alerts test": [],
     "clv holdout": ["--calibration-end", "2024-06-30", "--holdout-end", "2024-12-31"],
 }
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -59,8 +60,10 @@ def test_run_withholds_scores_that_depend_on_a_missing_property(tmp_path: Path, 
     server, emulator = sandbox
     configure(tmp_path, server, emulator, monkeypatch, misspell=True)
     dry = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
-    assert dry.exit_code == 0, dry.output
+    assert dry.exit_code == 4, dry.output  # finished, but fields of ours were withheld: not a success to cron
     summary = json.loads(dry.output)
+    assert {"fit_score", "lead_score", "grade", "stage"} <= set(summary["unwritten_fields"])
+    assert "clv" not in summary["unwritten_fields"]
     assert summary["problems"][0].startswith("data.contact_properties.jobtitel: the CRM has no contact property")
     assert "did you mean 'jobtitle'?" in summary["problems"][0]
     assert "fit_score" in summary["problems"][0]
@@ -69,7 +72,8 @@ def test_run_withholds_scores_that_depend_on_a_missing_property(tmp_path: Path, 
     assert summary["planned_fields"].get("clv"), "fields that do not depend on it are still written"
 
     sync = CliRunner().invoke(cli, ["sync"])
-    assert sync.exit_code == 0, sync.output
+    assert sync.exit_code == 4, sync.output
+    assert "not written this run: " in sync.output and "fit_score" in sync.output
     assert "did you mean 'jobtitle'?" in sync.output
     some = emulator.ids("contacts")[0]
     assert emulator.property_writes_to("contacts", some).get("clm_clv")
@@ -84,3 +88,45 @@ def test_correct_configuration_passes_the_property_checks(tmp_path: Path, monkey
     assert checks["configured contact properties exist in the CRM"]["ok"]
     assert checks["configured deal properties exist in the CRM"]["ok"], checks["configured deal properties exist "
                                                                               "in the CRM"]["detail"]
+
+
+def test_a_property_of_an_incompatible_type_is_refused_like_a_missing_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
+    """A property declared ``number`` that the CRM holds as a datetime never compares as a number: every rule on
+    it would silently give nobody points."""
+    server, emulator = sandbox
+    configure(tmp_path, server, emulator, monkeypatch, misspell=False)
+    path = tmp_path / "clm.toml"
+    path.write_text(path.read_text().replace("numemployees", "createdate"))
+    checks = {c["name"]: c for c in json.loads(CliRunner().invoke(cli, ["check", "--json"]).output)["checks"]}
+    line = checks["configured contact properties exist in the CRM"]
+    assert not line["ok"]
+    assert "data.contact_properties.createdate: declared 'number'" in line["detail"]
+    assert "of type 'datetime'" in line["detail"] and "declare each mistyped property" in line["fix"]
+    dry = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
+    assert dry.exit_code == 4, dry.output
+    summary = json.loads(dry.output)
+    assert "fit_score" in summary["unwritten_fields"] and "fit_score" not in summary["planned_fields"]
+
+
+def test_a_field_of_ours_recreated_with_another_type_fails_check_and_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
+    server, emulator = sandbox
+    configure(tmp_path, server, emulator, monkeypatch, misspell=False)
+    assert CliRunner().invoke(cli, ["fields", "ensure"]).exit_code == 0
+    headers = {"Authorization": f"Bearer {emulator.token}"}
+    # As a portal admin would: delete our number property and create a text one under the same name.
+    assert httpx.delete(f"{server.url}/crm/v3/properties/contacts/clm_lead_score", headers=headers).status_code == 204
+    created = httpx.post(f"{server.url}/crm/v3/properties/contacts", headers=headers, json={
+        "name": "clm_lead_score", "label": "Lead score (text)", "groupName": "contactinformation",
+        "type": "string", "fieldType": "text"})
+    assert created.status_code == 201, created.text
+    check = CliRunner().invoke(cli, ["check", "--json"])
+    assert check.exit_code == 1, check.output
+    line = {c["name"]: c for c in json.loads(check.output)["checks"]}["our properties exist with our types"]
+    assert not line["ok"] and "clm_lead_score is 'string', we need 'number'" in line["detail"]
+    run = CliRunner().invoke(cli, ["sync", "--json"])
+    assert run.exit_code == 4, run.output
+    summary = json.loads(run.output)
+    assert summary["unwritten_fields"] == ["lead_score"]
+    assert any("clm_lead_score" in p and "we need 'number'" in p for p in summary["problems"])

@@ -52,7 +52,7 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
 
     check = runner.invoke(cli, ["check"])
     assert "✓ HubSpot reachable, token accepted" in check.output
-    assert "✗ our properties exist" in check.output and "clm sync" in check.output
+    assert "✗ our properties exist with our types" in check.output and "clm sync" in check.output
     assert check.exit_code == 1
 
     pulled = runner.invoke(cli, ["pull", "--json"])

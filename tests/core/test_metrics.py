@@ -60,13 +60,18 @@ def test_snapshot_is_json_and_round_trips(small: Snapshot) -> None:
     assert Snapshot.from_dict({"contacts": 3, "unknown_future_key": 1}).contacts == 3
 
 
-def test_days_in_stage_use_the_previous_run() -> None:
+def test_days_in_stage_come_from_the_data_history_not_only_our_runs() -> None:
+    # Issue 16: days in stage were as_of - stage_since, all zeros until our runs had been going for a while.
     people = contacts([100, 100])
     book = deals([(0, "won", 10.0, 50, 40)])
     first = enrich(people, book, ClmConfig(), AS_OF - 10 * DAY)
     second = enrich(people, book, ClmConfig(), AS_OF, previous=first.previous_state())
-    assert second.columns["stage_since"].tolist() == [AS_OF - 10 * DAY] * 2
-    assert set(second.metrics.days_in_stage.values()) - {None} == {10.0}
+    assert second.columns["stage_since"].tolist() == [AS_OF - 10 * DAY] * 2  # the field we write is unchanged
+    days = second.metrics.days_in_stage
+    assert days["customer"] == 40.0, "a customer since its first purchase, 40 days ago"
+    assert days["subscriber"] == 100.0, "a subscriber since its first touch (creation), 100 days ago"
+    alone = enrich(people, book, ClmConfig(), AS_OF).metrics.days_in_stage
+    assert alone["customer"] == 40.0 and alone["subscriber"] == 100.0, "even on the very first run"
 
 
 def test_comparison_reports_absolute_and_relative_changes() -> None:

@@ -145,7 +145,7 @@ def test_a_queued_bulk_query_job_is_aborted_at_the_deadline_and_deleted(tls_dir:
     org = generated(300, tls_dir, bulk_delay=60.0)  # the job stays queued for a minute
     try:
         conn = ready(org, bulk_threshold=10)
-        conn.transport.deadline = time.monotonic() + 0.5
+        conn.deadline = time.monotonic() + 0.5
         started = time.monotonic()
         with pytest.raises(TimeBudgetReached, match="time budget ran out"):
             pull_all(conn, None)
@@ -161,7 +161,7 @@ def test_a_queued_bulk_ingest_job_is_aborted_at_the_deadline_and_not_resent(tls_
     org = generated(300, tls_dir, bulk_delay=60.0)
     try:
         conn = ready(org)
-        conn.transport.deadline = time.monotonic() + 0.5
+        conn.deadline = time.monotonic() + 0.5
         started = time.monotonic()
         results = conn.write_bulk(scores(org.ids("Contact")[:100]))
         waited = time.monotonic() - started
