@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cli import wiring
 from cli.commands import config_option
-from cli.main import cli
+from cli.group import cli
 from cli.output import EXIT_FAILURE, emit_json, handles_errors, json_option, say
 from core.errors import UsageError
 from core.redact import redact

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import numpy as np
 
-from cli.main import cli
+from cli.group import cli
 from cli.output import emit_json, handles_errors, json_option, literal
 from core.clv import compare_by_holdout
 from core.clv.selection import LABELS, Criterion

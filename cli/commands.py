@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from cli import wiring
-from cli.main import cli
+from cli.group import cli
 from cli.output import (
     EXIT_FAILURE,
     EXIT_INCOMPLETE,
@@ -26,6 +27,7 @@ from cli.output import (
     handles_errors,
     json_option,
     literal,
+    plural,
     say,
 )
 from core.config import ClmConfig
@@ -207,6 +209,41 @@ def sync(config_path: Path, full: bool, dry_run: bool, max_runtime: float | None
         sys.exit(EXIT_INCOMPLETE)
 
 
+PREVIEW_RECORDS = 3
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
+"""How many planned records a dry run shows field by field (all of them: ``--export-plan``)."""
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1e15 else f"{value:.3g}"
+    text = str(value)
+    if _ISO_TIME.match(text):
+        return text[:16].replace("T", " ")  # to the minute: the seconds of a computation time say nothing here
+    return literal(redact(text))[:40]
+
+
+def _show_preview(summary: RunSummary) -> None:
+    """What a dry run would change: a few records old -> new, and the stage moves of the whole plan."""
+    for sample in summary.samples[:PREVIEW_RECORDS]:
+        before, after = sample["before"], sample["after"]
+        changes = [f"{name} {_shown(before.get(name))} → {_shown(value)}" for name, value in after.items()
+                   if name != "computed_at"]
+        say(f"    {literal(sample['record_id'])}: " + "; ".join(changes))
+    if len(summary.samples) > PREVIEW_RECORDS or summary.planned_records > len(summary.samples):
+        say(f"    … and {summary.planned_records - min(PREVIEW_RECORDS, len(summary.samples)):,} more "
+            "(every record old → new: --export-plan plan.csv)")
+    if summary.stage_moves:
+        say("  stage moves in this plan (CRM now → planned):")
+        for move in summary.stage_moves[:10]:
+            say(f"    {_shown(move['from']):>20} → {literal(move['to']):<20} {move['contacts']:>9,}")
+        if len(summary.stage_moves) > 10:
+            rest = sum(m["contacts"] for m in summary.stage_moves[10:])
+            say(f"    {len(summary.stage_moves) - 10} other moves: {rest:,} contacts")
+
+
 def show_summary(summary: RunSummary, as_json: bool) -> None:
     """Print a run summary for people, or as JSON; CRM text in it redacted as in the state file."""
     if as_json:
@@ -222,11 +259,14 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
         say(f"  plan: {summary.planned_records:,} records to update ({fields_text})")
     elif summary.planned:
         say("  plan: nothing to write — the CRM is up to date")
+    if "dry-run" in summary.mode:
+        _show_preview(summary)
     # A pull, or a run stopped before it planned, wrote nothing and has nothing to say about writing.
     if summary.planned and "dry-run" not in summary.mode:
-        say(f"  wrote {summary.written_records:,} records in {summary.write_calls:,} calls; "
+        say(f"  wrote {plural(summary.written_records, 'record')} in {plural(summary.write_calls, 'call')}; "
             f"{summary.rejected_count:,} rejected, {summary.gone:,} gone, {summary.already_current:,} already current")
-    say(f"  API: {summary.api_calls:,} calls, {summary.retries:,} retries ({summary.throttled:,} throttled)")
+    say(f"  API: {plural(summary.api_calls, 'call')}, {plural(summary.retries, 'retry', 'retries')}"
+        f" ({summary.throttled:,} throttled)")
     if summary.conflicts:
         say("  ", (f"{summary.conflicts:,} values were edited in the CRM since we wrote them", "yellow"),
             " (policy: see sync.on_conflict)")
@@ -282,6 +322,10 @@ def pull(config_path: Path, full: bool, as_json: bool) -> None:
     show_summary(summary, as_json)
 
 
+SCORE_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+"""The file types ``clm score`` writes, by extension."""
+
+
 @cli.command()
 @config_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
@@ -293,13 +337,17 @@ def score(config_path: Path, output: Path, no_pull: bool, as_json: bool) -> None
     """Compute stages, scores and CLV and export them, without writing to the CRM."""
     config = wiring.load(config_path)
     exports.check_writable(output)  # before the pull and the computation
+    if output.suffix.lower() not in SCORE_FORMATS:
+        # Anything else got JSON Lines under its name: an .xlsx that Excel then refuses to open.
+        raise UsageError(f"cannot write scores as {output.suffix or 'a file without an extension'}: {output}",
+                         hint="name the file .csv (opens in Excel and Google Sheets) or .jsonl (JSON Lines)")
     with progress_bars(not as_json) as progress:
         runner = _runner_for(config, progress)
         if not no_pull:
             runner.pull_only(full=False)
         records, _, diagnostics = runner.compute(datetime.now(UTC))
     rows = [r.model_dump(mode="json") for r in records]
-    if output.suffix.lower() == ".csv":
+    if SCORE_FORMATS[output.suffix.lower()] == "csv":
         exports.write_csv(output, list(rows[0]) if rows else ["contact_id"], (list(row.values()) for row in rows))
     else:
         exports.write_jsonl(output, rows)
@@ -345,20 +393,46 @@ def _short_mode(mode: str) -> str:
 @runs.command("show")
 @click.argument("run_id", type=int)
 @config_option
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(0),
+              help="How many records of each kind to print (all kept ones go to --export).")
+@click.option("--export", "export_path", type=click.Path(path_type=Path), default=None,
+              help="Write the run's rejected, conflicting and held-back records to a .csv or .jsonl file.")
 @json_option
 @handles_errors
-def runs_show(run_id: int, config_path: Path, as_json: bool) -> None:
-    """One run in detail: its counts, problems, and the records it could not write — rejected (with the CRM's
-    reason) and conflicting (edited in the CRM since we wrote them)."""
+def runs_show(run_id: int, config_path: Path, limit: int, export_path: Path | None, as_json: bool) -> None:
+    """One run in detail: its counts, problems, the fields it did not write, and the records it could not write —
+    rejected (with the CRM's reason), conflicting (edited in the CRM since we wrote them) and held back (refused
+    before with the same values, so not sent again)."""
+    if export_path is not None:
+        exports.check_writable(export_path)
+        if export_path.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"cannot export run records as {export_path.suffix or 'a file without an extension'}",
+                             hint="name the file .csv or .jsonl")
     config = wiring.load(config_path)
     record = wiring.open_state(config).run(run_id)
     s = record.summary
-    # The summary keeps the first records of each kind (sync.runner.MAX_LISTED); the counts are complete.
+    # The summary keeps the first records of each kind (sync.runner.MAX_RECORDS_LISTED); the counts are complete.
     rejected: list[dict[str, Any]] = list(s.get("rejected") or [])
     conflicts: list[dict[str, Any]] = list(s.get("conflict_samples") or [])
+    held_back: list[dict[str, Any]] = list(s.get("held_back_samples") or [])
+    unwritten: list[str] = list(s.get("unwritten_fields") or [])
+    rows = ([{"kind": "rejected", "record_id": r["record_id"], "field": r.get("field"), "detail": r["reason"]}
+             for r in rejected]
+            + [{"kind": "conflict", "record_id": c["record_id"], "field": c["field"],
+                "detail": f"CRM has {c['crm']!r}, we wrote {c['we_wrote']!r}, we want {c['we_want']!r}"}
+               for c in conflicts]
+            + [{"kind": "held_back", "record_id": h["record_id"], "field": h.get("field"), "detail": h["reason"]}
+               for h in held_back])
+    if export_path is not None:
+        if export_path.suffix.lower() == ".csv":
+            exports.write_csv(export_path, ["kind", "record_id", "field", "detail"],
+                              ([r["kind"], r["record_id"], r["field"] or "", r["detail"]] for r in rows))
+        else:
+            exports.write_jsonl(export_path, rows)
     detail = {"id": record.id, "started_at": record.started_at, "finished_at": record.finished_at,
               "status": record.status, "mode": record.mode, "as_of": record.as_of, "summary": s,
-              "rejected": rejected, "conflicts": conflicts}
+              "rejected": rejected, "conflicts": conflicts, "held_back": held_back, "unwritten_fields": unwritten,
+              **({"export": str(export_path)} if export_path is not None else {})}
     if as_json:
         emit_json(redact_values(detail))
         return
@@ -369,12 +443,23 @@ def runs_show(run_id: int, config_path: Path, as_json: bool) -> None:
         f"{s.get('rejected_count', 0):,}; conflicts {s.get('conflicts', 0):,}; held back {s.get('held_back', 0):,}")
     if s.get("message"):
         say(f"  {redact(str(s['message']))}")
+    if unwritten:
+        say("  ", ("not written", "yellow"), f" {', '.join(unwritten)}: see the problems below")
     for problem in s.get("problems") or []:
         say("  ", ("problem", "yellow"), f" {redact(str(problem))}")
-    _listing("rejected", "red", [f"{r['record_id']} {r.get('field') or ''}: {redact(str(r['reason']))}"
-                                 for r in rejected])
-    _listing("conflict", "yellow", [f"{c['record_id']} {c['field']}: CRM has {c['crm']!r}, we wrote "
-                                    f"{c['we_wrote']!r}, we want {c['we_want']!r}" for c in conflicts])
+    colours = {"rejected": "red", "conflict": "yellow", "held_back": "yellow"}
+    for kind, colour in colours.items():
+        of_kind = [r for r in rows if r["kind"] == kind]
+        _listing(kind.replace("_", " "), colour, [f"{r['record_id']} {r['field'] or ''}: {redact(str(r['detail']))}"
+                                                  for r in of_kind[:limit]])
+        total = {"rejected": s.get("rejected_count", 0), "conflict": s.get("conflicts", 0),
+                 "held_back": s.get("held_back", 0)}[kind]
+        if total > min(limit, len(of_kind)):
+            where = f"all {len(of_kind):,} kept are in {export_path}" if export_path is not None else \
+                "--export FILE writes the ones kept"
+            say(f"  … {total - min(limit, len(of_kind)):,} more {kind.replace('_', ' ')} ({where})")
+    if export_path is not None:
+        say(f"  wrote {plural(len(rows), 'record')} to {export_path}")
 
 
 def _listing(label: str, colour: str, lines: list[str]) -> None:

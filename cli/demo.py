@@ -19,7 +19,8 @@ from rich.table import Table
 
 from cli import wiring
 from cli.commands import config_option, progress_bars, show_summary
-from cli.main import cli, starter_config
+from cli.group import cli
+from cli.main import starter_config
 from cli.output import console, emit_json, handles_errors, json_option, literal, say, styled
 from cli.report import comparison, print_comparison, print_terminal, render_html
 from connectors.base import Connector
@@ -161,10 +162,11 @@ def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
         finally:
             server.stop()
         return
+    from connectors.sandbox.generator import DEAL_PROPERTY_TYPES
     from connectors.sandbox.salesforce import SalesforceEmulator, client_session, start_salesforce_sandbox
 
     org = SalesforceEmulator()
-    seeded = org.seed(data.contact_records(), data.deal_records())
+    seeded = org.seed(data.contact_records(), data.deal_records(), deal_properties=DEAL_PROPERTY_TYPES)
     sf_server, org = start_salesforce_sandbox(tls_dir=root / "tls", emulator=org)
     try:
         say(f"Salesforce sandbox at {sf_server.url} (TLS): {len(seeded.contact_ids):,} contacts, "
@@ -273,7 +275,7 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     The HubSpot sandbox keeps its data in --state (saved when it stops) and comes back on the same port with it,
     so a project pointed at it keeps working across restarts; delete the folder to start afresh.
     """
-    from connectors.sandbox.generator import generate
+    from connectors.sandbox.generator import DEAL_PROPERTY_TYPES, generate
     from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
     from connectors.sandbox.hubspot import connection_info as hubspot_info
     from connectors.sandbox.salesforce import connection_info as salesforce_info
@@ -321,7 +323,8 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         click.echo(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
                    f"  in clm.toml: [hubspot] base_url = \"{info['base_url']}\"")
     if crm in ("salesforce", "both"):
-        sf_server, sf_emulator = start_salesforce_sandbox(contacts, deals, tls_dir=state_dir / "tls")
+        sf_server, sf_emulator = start_salesforce_sandbox(
+            contacts, deals, tls_dir=state_dir / "tls", deal_properties=None if cdnow else DEAL_PROPERTY_TYPES)
         servers.append(sf_server)
         info = salesforce_info(sf_server, sf_emulator)
         # Token or client-credentials auth: simple-salesforce's own logins go to *.salesforce.com, which only the

@@ -8,27 +8,11 @@ from pathlib import Path
 
 import click
 
+from cli.group import cli
 from cli.output import EXIT_USAGE, emit_json, handles_errors, json_option, say
 from core.config import load_config
 from core.errors import UsageError
 from sync.exports import cannot_write
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="crm-lifecycle", prog_name="clm")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Logs on stderr as text or JSON lines (tokens and emails are always redacted).")
-@click.option("--verbose", "-v", is_flag=True, help="Log progress at INFO level.")
-def cli(log_format: str, verbose: bool) -> None:
-    """crm-lifecycle: lifecycle stages, lead scores and CLV for every contact, written back to your CRM.
-
-    Start with `clm demo` (no account needed), then `clm init`, `clm check` and `clm sync --dry-run`.
-
-    Exit codes: 0 ok, 1 run failed, 2 usage or configuration error, 3 partial run (will resume).
-    """
-    from cli.logs import configure
-
-    configure(log_format, verbose)
 
 
 def starter_config(crm: str) -> str:

@@ -58,6 +58,11 @@ def styled(*parts: Part) -> Text:
     return line
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 call``, ``2 calls``, ``1,000 records``: a count with its noun in agreement."""
+    return f"{count:,} {noun if count == 1 else many or noun + 's'}"
+
+
 def say(*parts: Part, err: bool = False) -> None:
     """Print one line of :func:`styled` parts on stdout (or stderr), wrapped only by the terminal."""
     (err_console if err else console).print(styled(*parts), soft_wrap=True)

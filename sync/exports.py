@@ -13,7 +13,7 @@ import csv
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -103,11 +103,16 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def export_plan(plan: Plan, path: Path) -> None:
-    """Write the plan as JSON Lines (one record per line) or CSV (one record-field per row) by suffix."""
+def export_plan(plan: Plan, path: Path, current: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """Write the plan as JSON Lines (one record per line) or CSV (one record-field per row) by suffix, each new
+    value beside the CRM's value of that field now (``current``: our fields' values as last pulled; empty when the
+    record has none yet), so a reviewer sees old -> new, not only new."""
+    now = current or {}
     if path.suffix.lower() == ".csv":
-        write_csv(path, ["record_id", "field", "new_value"],
-                  ([rid, name, _jsonable(value)] for rid, values in plan.writes for name, value in values.items()))
+        write_csv(path, ["record_id", "field", "old_value", "new_value"],
+                  ([rid, name, _jsonable(now.get(rid, {}).get(name)), _jsonable(value)]
+                   for rid, values in plan.writes for name, value in values.items()))
         return
-    write_jsonl(path, ({"record_id": rid, "values": {k: _jsonable(v) for k, v in values.items()}}
+    write_jsonl(path, ({"record_id": rid, "values": {k: _jsonable(v) for k, v in values.items()},
+                        "before": {k: _jsonable(now.get(rid, {}).get(k)) for k in values}}
                        for rid, values in plan.writes))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,10 @@ Progress = Callable[[str, int, int | None], None]
 """``progress(step, done, total)``: called as pages are pulled and batches written."""
 
 MAX_LISTED = 20
+"""Problems a run summary keeps (each names its fix; more say nothing new)."""
+MAX_RECORDS_LISTED = 1_000
+"""Rejected, conflicting and held-back records a run summary keeps for ``clm runs show`` and its export (the counts
+are always complete)."""
 #: Records per bulk write (a connector's Bulk API job): one checkpoint each, so a stop loses at most this much
 #: progress, which the next run finds already in the CRM when it pulls, and does not write again.
 BULK_CHUNK = 10_000
@@ -69,6 +74,9 @@ class RunSummary:
     planned_records: int = 0
     planned_fields: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    stage_moves: list[dict[str, Any]] = field(default_factory=list)
+    """The plan's stage changes counted by (CRM stage now -> planned stage), most frequent first; ``from`` is None
+    where the CRM holds no stage of ours yet."""
     written_records: int = 0
     already_current: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
@@ -77,6 +85,8 @@ class RunSummary:
     gone: int = 0
     conflicts: int = 0
     conflict_samples: list[dict[str, Any]] = field(default_factory=list)
+    held_back_samples: list[dict[str, Any]] = field(default_factory=list)
+    """Records not sent because the CRM refused the same values before (see ``clm runs show``)."""
     write_calls: int = 0
     api_calls: int = 0
     retries: int = 0
@@ -107,6 +117,8 @@ def output_specs(config: ClmConfig) -> list[FieldSpec]:
     for spec in (*OUTPUT_FIELDS, *optional):
         if wanted is not None and spec.name not in wanted and spec.name != "computed_at":
             continue
+        if spec.name == "conversion_probability" and not config.predictive.enabled:
+            continue  # a field nothing fills would read as "no chance" in every CRM view that sorts by it
         if spec.name == "stage":
             spec = spec.model_copy(update={"options": stages})
         elif spec.name == "next_best_action":
@@ -176,7 +188,7 @@ class SyncRunner:
                 self._native_lifecycle(plan, records)
             self._describe_plan(plan, summary, current)
             if options.export_plan is not None:
-                export_plan(plan, options.export_plan)
+                export_plan(plan, options.export_plan, current)
             if options.dry_run:
                 summary.status, summary.message = "ok", "dry run: nothing was written to the CRM"
                 return summary
@@ -209,10 +221,13 @@ class SyncRunner:
 
             summary.alerts = notify_run(self.config, self.state, summary.to_dict(), metrics)
             self.state.finish_run(run_id, summary.status, summary.to_dict(), metrics)
-            log.info("run %s %s: pulled %s contacts, %s deals; wrote %s records (%s rejected) in %.1fs",
-                     run_id, summary.status, summary.pulled_contacts, summary.pulled_deals,
-                     summary.written_records, summary.rejected_count, summary.seconds,
-                     extra={"run_id": run_id, "step": "finish"})
+            # A failed run is an error in the log, a stopped or incomplete one a warning: log-based alerting keys on it.
+            level = (logging.ERROR if summary.status == "failed" else logging.WARNING
+                     if summary.status != "ok" or summary.unwritten_fields else logging.INFO)
+            log.log(level, "run %s %s: pulled %s contacts, %s deals; wrote %s records (%s rejected) in %.1fs",
+                    run_id, summary.status, summary.pulled_contacts, summary.pulled_deals,
+                    summary.written_records, summary.rejected_count, summary.seconds,
+                    extra={"run_id": run_id, "step": "finish"})
 
     def pull_only(self, full: bool = False) -> RunSummary:
         """Pull into the mirror without computing or writing (``clm pull``)."""
@@ -369,10 +384,16 @@ class SyncRunner:
              "after": {k: _jsonable(v) for k, v in values.items()}}
             for rid, values in plan.writes[:5]
         ]
+        moves = Counter((current.get(rid, {}).get("stage"), values["stage"]) for rid, values in plan.writes
+                        if "stage" in values)
+        summary.stage_moves = [{"from": before, "to": after, "contacts": n} for (before, after), n in
+                               sorted(moves.items(), key=lambda item: (-item[1], str(item[0][0]), str(item[0][1])))]
+        summary.held_back_samples = [{"record_id": r.record_id, "field": r.field, "reason": r.reason}
+                                     for r in plan.held_back[:MAX_RECORDS_LISTED]]
         summary.conflict_samples = [
             {"record_id": c.record_id, "field": c.field, "crm": c.current, "we_wrote": c.written,
              "we_want": _jsonable(c.desired)}
-            for c in plan.conflicts[:MAX_LISTED]
+            for c in plan.conflicts[:MAX_RECORDS_LISTED]
         ]
 
     def _write(self, run_id: int, plan: Plan, summary: RunSummary, deadline: float | None) -> None:
@@ -434,7 +455,7 @@ class SyncRunner:
                     self.state.set_meta(FIELDS_MARKER, None)  # someone deleted a field of ours: check next run
                 rejected.append((Rejection(result.record_id, result.field, reason, result.transient,
                                            values_hash(values[result.record_id]), 1), run_id))
-                if len(summary.rejected) < MAX_LISTED:
+                if len(summary.rejected) < MAX_RECORDS_LISTED:
                     summary.rejected.append({"record_id": result.record_id, "field": result.field, "reason": reason,
                                              "transient": result.transient})
         # What we wrote is now the CRM's value of our fields: recorded with the checkpoint, in one transaction. The

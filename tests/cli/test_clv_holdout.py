@@ -44,7 +44,7 @@ def test_json_has_every_model_with_standard_errors(cdnow_csv: Path) -> None:
     result = CliRunner().invoke(cli, ["clv", "holdout", "-t", str(cdnow_csv), "--calibration-end", "19970930",
                                       "--holdout-end", "19980630", "--criterion", "rmse", "--json"])
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.output)
+    payload = json.loads(result.stdout)
     assert payload["customers"] == 2357 and payload["actual"] == 1882
     assert set(payload["models"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
     assert payload["models"]["bgnbd"]["standard_errors"]["r"] == pytest.approx(0.01256, abs=1e-4)

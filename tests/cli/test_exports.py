@@ -138,3 +138,12 @@ def test_an_output_path_that_cannot_be_written_is_a_clear_usage_error(
         assert f"cannot write {target}" in result.output and says in result.output, result.output
     # Refused before anything ran: nothing was written to the CRM.
     assert hostile_config.total_writes() == 0
+
+
+def test_scores_to_a_file_type_we_do_not_write_are_refused_before_any_work(
+        tmp_path: Path, hostile_config: HubSpotEmulator) -> None:
+    # An .xlsx used to receive JSON Lines under its name, which Excel then refused to open.
+    result = CliRunner().invoke(cli, ["score", "-o", str(tmp_path / "scores.xlsx")])
+    assert result.exit_code == 2 and "cannot write scores as .xlsx" in result.output and ".csv" in result.output
+    assert not (tmp_path / "scores.xlsx").exists()
+    assert not (tmp_path / ".clm" / "state.db").exists(), "refused before pulling anything"

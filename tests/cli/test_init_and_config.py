@@ -71,7 +71,7 @@ margin = 2
     )
     result = CliRunner().invoke(cli, ["config", "check", str(path), "--json"])
     assert result.exit_code == 2
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     paths = [p["path"] for p in report["files"][0]["problems"]]
     assert sorted(paths) == sorted([
         "crm.colour", "stages[0].criteria[0].op", "stages[1].criteria[0].field",

@@ -36,7 +36,7 @@ def sync_error(tmp_path: Path) -> tuple[dict[str, str], float]:
     result = CliRunner().invoke(cli, ["sync", "--json"])
     elapsed = time.monotonic() - started
     assert result.exit_code == 1, result.output
-    return json.loads(result.output), elapsed
+    return json.loads(result.stdout), elapsed
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_connection_refused_fails_fast_naming_the_address(tmp_path: Path, monkey
     assert elapsed < 3, "retrying a refused connection cannot help"
     assert f"127.0.0.1:{port} refused" in error["message"]
     assert "hubspot.base_url" in error["hint"] and "run again later" not in error["hint"]
-    check = json.loads(CliRunner().invoke(cli, ["check", "--json"]).output)
+    check = json.loads(CliRunner().invoke(cli, ["check", "--json"]).stdout)
     line = next(c for c in check["checks"] if c["name"].startswith("HubSpot reachable"))
     assert not line["ok"] and "nothing is listening" in line["detail"] and "clm sandbox serve" in line["fix"]
 
@@ -87,3 +87,13 @@ def test_base_url_with_the_api_path_names_the_fix(tmp_path: Path, monkeypatch: p
     assert elapsed < 3
     assert "404" in error["message"]
     assert "hubspot.base_url ends in '/crm/v3'" in error["hint"] and "https://api.hubapi.com" in error["hint"]
+
+
+def test_a_failed_run_is_logged_as_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Log-based alerting (CloudWatch, journald filters) keys on the level: a failure logged at INFO goes unseen,
+    # and at the default level (warnings) it was not even printed.
+    configure(tmp_path, monkeypatch, f"http://127.0.0.1:{closed_port()}")
+    result = CliRunner().invoke(cli, ["--log-format", "json", "sync", "--json"])
+    assert result.exit_code == 1
+    finish = [json.loads(line) for line in result.stderr.splitlines() if '"finish"' in line]
+    assert len(finish) == 1 and finish[0]["level"] == "error" and " failed: " in finish[0]["message"], result.stderr

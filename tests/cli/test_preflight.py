@@ -45,7 +45,7 @@ def test_check_names_a_misspelled_property_with_did_you_mean(tmp_path: Path, mon
     configure(tmp_path, server, emulator, monkeypatch, misspell=True)
     result = CliRunner().invoke(cli, ["check", "--json"])
     assert result.exit_code == 1, result.output
-    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
     line = checks["configured contact properties exist in the CRM"]
     assert not line["ok"]
     assert "no contact property 'jobtitel'" in line["detail"] and "did you mean 'jobtitle'?" in line["detail"]
@@ -61,7 +61,7 @@ def test_run_withholds_scores_that_depend_on_a_missing_property(tmp_path: Path, 
     configure(tmp_path, server, emulator, monkeypatch, misspell=True)
     dry = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
     assert dry.exit_code == 4, dry.output  # finished, but fields of ours were withheld: not a success to cron
-    summary = json.loads(dry.output)
+    summary = json.loads(dry.stdout)
     assert {"fit_score", "lead_score", "grade", "stage"} <= set(summary["unwritten_fields"])
     assert "clv" not in summary["unwritten_fields"]
     assert summary["problems"][0].startswith("data.contact_properties.jobtitel: the CRM has no contact property")
@@ -84,7 +84,7 @@ def test_correct_configuration_passes_the_property_checks(tmp_path: Path, monkey
                                                           sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
     server, emulator = sandbox
     configure(tmp_path, server, emulator, monkeypatch, misspell=False)
-    checks = {c["name"]: c for c in json.loads(CliRunner().invoke(cli, ["check", "--json"]).output)["checks"]}
+    checks = {c["name"]: c for c in json.loads(CliRunner().invoke(cli, ["check", "--json"]).stdout)["checks"]}
     assert checks["configured contact properties exist in the CRM"]["ok"]
     assert checks["configured deal properties exist in the CRM"]["ok"], checks["configured deal properties exist "
                                                                               "in the CRM"]["detail"]
@@ -98,14 +98,14 @@ def test_a_property_of_an_incompatible_type_is_refused_like_a_missing_one(
     configure(tmp_path, server, emulator, monkeypatch, misspell=False)
     path = tmp_path / "clm.toml"
     path.write_text(path.read_text().replace("numemployees", "createdate"))
-    checks = {c["name"]: c for c in json.loads(CliRunner().invoke(cli, ["check", "--json"]).output)["checks"]}
+    checks = {c["name"]: c for c in json.loads(CliRunner().invoke(cli, ["check", "--json"]).stdout)["checks"]}
     line = checks["configured contact properties exist in the CRM"]
     assert not line["ok"]
     assert "data.contact_properties.createdate: declared 'number'" in line["detail"]
     assert "of type 'datetime'" in line["detail"] and "declare each mistyped property" in line["fix"]
     dry = CliRunner().invoke(cli, ["sync", "--dry-run", "--json"])
     assert dry.exit_code == 4, dry.output
-    summary = json.loads(dry.output)
+    summary = json.loads(dry.stdout)
     assert "fit_score" in summary["unwritten_fields"] and "fit_score" not in summary["planned_fields"]
 
 
@@ -123,10 +123,10 @@ def test_a_field_of_ours_recreated_with_another_type_fails_check_and_the_run(
     assert created.status_code == 201, created.text
     check = CliRunner().invoke(cli, ["check", "--json"])
     assert check.exit_code == 1, check.output
-    line = {c["name"]: c for c in json.loads(check.output)["checks"]}["our properties exist with our types"]
+    line = {c["name"]: c for c in json.loads(check.stdout)["checks"]}["our properties exist with our types"]
     assert not line["ok"] and "clm_lead_score is 'string', we need 'number'" in line["detail"]
     run = CliRunner().invoke(cli, ["sync", "--json"])
     assert run.exit_code == 4, run.output
-    summary = json.loads(run.output)
+    summary = json.loads(run.stdout)
     assert summary["unwritten_fields"] == ["lead_score"]
     assert any("clm_lead_score" in p and "we need 'number'" in p for p in summary["problems"])

@@ -26,9 +26,9 @@ def two_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     path = tmp_path / "clm.toml"
     path.write_text(path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"')
                     .replace("requests_per_10s = 100", "requests_per_10s = 190"))
-    first = json.loads(CliRunner().invoke(cli, ["sync", "--json"]).output)["run_id"]
+    first = json.loads(CliRunner().invoke(cli, ["sync", "--json"]).stdout)["run_id"]
     _engage(emulator)
-    second = json.loads(CliRunner().invoke(cli, ["sync", "--json"]).output)["run_id"]
+    second = json.loads(CliRunner().invoke(cli, ["sync", "--json"]).stdout)["run_id"]
     yield first, second
     server.stop()
 
@@ -50,7 +50,7 @@ def test_compare_in_the_terminal(two_runs: tuple[int, int]) -> None:
 
 def test_compare_in_json(two_runs: tuple[int, int]) -> None:
     a, b = two_runs
-    payload = json.loads(CliRunner().invoke(cli, ["report", "--compare", str(a), str(b), "--json"]).output)
+    payload = json.loads(CliRunner().invoke(cli, ["report", "--compare", str(a), str(b), "--json"]).stdout)
     compared = payload["compare"]
     assert (compared["before"], compared["after"]) == (a, b)
     rows = {row["metric"]: row for row in compared["changes"]}

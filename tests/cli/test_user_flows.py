@@ -57,7 +57,7 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
 
     pulled = runner.invoke(cli, ["pull", "--json"])
     assert pulled.exit_code == 0, pulled.output
-    assert json.loads(pulled.output)["mirror"]["contacts"] == 1_500
+    assert json.loads(pulled.stdout)["mirror"]["contacts"] == 1_500
     scored = runner.invoke(cli, ["score", "--no-pull", "-o", "scores.csv"])
     assert scored.exit_code == 0, scored.output
     rows = (tmp_path / "scores.csv").read_text().splitlines()
@@ -65,7 +65,7 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
 
     dry = runner.invoke(cli, ["sync", "--dry-run", "--export-plan", "plan.jsonl", "--json"])
     assert dry.exit_code == 0, dry.output
-    plan = json.loads(dry.output)
+    plan = json.loads(dry.stdout)
     assert plan["planned_records"] == 1_500 and plan["write_calls"] == 0
     assert len((tmp_path / "plan.jsonl").read_text().splitlines()) == 1_500
     assert emulator.total_writes() == 0, "a dry run writes nothing to the CRM"
@@ -76,10 +76,10 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
     assert runner.invoke(cli, ["check"]).exit_code == 0
 
     again = runner.invoke(cli, ["sync", "--json"])
-    assert json.loads(again.output)["write_calls"] == 0
+    assert json.loads(again.stdout)["write_calls"] == 0
 
     runs = runner.invoke(cli, ["runs", "--json"])
-    assert [r["status"] for r in json.loads(runs.output)] == ["ok", "ok", "ok", "ok"]
+    assert [r["status"] for r in json.loads(runs.stdout)] == ["ok", "ok", "ok", "ok"]
 
     report = runner.invoke(cli, ["report", "--html", "report.html"])
     assert report.exit_code == 0, report.output

@@ -441,7 +441,7 @@ def test_cli_refuses_a_hostile_file_with_exit_2(hostile: Counter, tmp_path: Path
         _no_traceback(result)
         assert path in result.output and hidden not in result.output
         if as_json:
-            json.loads(result.output)
+            json.loads(result.stdout)
     hostile.held(SUITE)
 
 

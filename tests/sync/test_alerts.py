@@ -215,7 +215,7 @@ def test_a_partial_run_alerts_every_channel_through_the_cli(
     assert "partial" in str(mail.message["Subject"]) and f"clm runs show {summary['run_id']}" in \
         mail.message.get_payload()
     shown = CliRunner().invoke(cli, ["runs", "show", str(summary["run_id"]), "--json"])
-    assert json.loads(shown.output)["summary"]["alerts"]["deliveries"][2] == {"channel": "smtp", "ok": True,
+    assert json.loads(shown.stdout)["summary"]["alerts"]["deliveries"][2] == {"channel": "smtp", "ok": True,
                                                                                "detail": ""}
     state_text = (Path("clm.toml").parent / ".clm" / "state.db").read_bytes().decode("latin-1")
     _no_secret(result.output, shown.output, state_text)
@@ -227,7 +227,7 @@ def test_rejections_alert_and_a_run_that_triggers_nothing_sends_nothing(
     emulator, _ = project
     first = CliRunner().invoke(cli, ["sync", "--json"])
     assert first.exit_code == 0, first.output
-    assert json.loads(first.output)["alerts"] == {}
+    assert json.loads(first.stdout)["alerts"] == {}
     assert slack.bodies == [] and hook.bodies == [] and smtp.mails == [] and smtp.sessions == 0
     emulator.bulk_edit("contacts", emulator.ids("contacts")[10:40], {"hs_email_click": 40})  # scores to write
     emulator.add_fault(FaultRule(kind="partial_failure", path_prefix="/crm/v3/objects/contacts/batch/update",
@@ -257,7 +257,7 @@ def test_a_failed_run_alerts_and_a_failing_channel_never_fails_the_sync(
     assert result.exit_code == 1, result.output  # the run's own failure, nothing more
     assert "refused" in result.output
     assert hook.bodies[-1]["status"] == "failed" and [t["rule"] for t in hook.bodies[-1]["triggers"]] == ["status"]
-    history = json.loads(CliRunner().invoke(cli, ["runs", "--json"]).output)
+    history = json.loads(CliRunner().invoke(cli, ["runs", "--json"]).stdout)
     deliveries = {d["channel"]: d for d in history[0]["summary"]["alerts"]["deliveries"]}
     assert deliveries["webhook"]["ok"]
     assert not deliveries["slack"]["ok"] and "HTTP 404" in deliveries["slack"]["detail"]

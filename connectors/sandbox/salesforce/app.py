@@ -53,7 +53,7 @@ from connectors.sandbox.salesforce.seed import SeedResult, seed
 from connectors.sandbox.salesforce.store import DuplicateRule, Record, Store, ValidationRule
 from connectors.sandbox.salesforce.values import to_json
 from connectors.sandbox.server import Request, Response
-from core.models import Contact, Deal
+from core.models import Contact, Deal, FieldType
 
 API_VERSIONS: dict[str, str] = {
     "52.0": "Summer '21", "53.0": "Winter '22", "54.0": "Spring '22", "55.0": "Summer '22", "56.0": "Winter '23",
@@ -117,9 +117,10 @@ class SalesforceEmulator:
 
     # ------------------------------------------------------------ seeding & people
 
-    def seed(self, contacts: Iterable[Contact], deals: Iterable[Deal]) -> SeedResult:
+    def seed(self, contacts: Iterable[Contact], deals: Iterable[Deal], *,
+             deal_properties: Mapping[str, FieldType] | None = None) -> SeedResult:
         """Load our records (see :mod:`connectors.sandbox.salesforce.seed`); returns the Id mappings."""
-        return seed(self.store, contacts, deals)
+        return seed(self.store, contacts, deals, deal_properties=deal_properties)
 
     def enable_multicurrency(self, corporate: str, rates: Mapping[str, float], *,
                              dated: Mapping[str, Sequence[tuple[date, float]]] | None = None,

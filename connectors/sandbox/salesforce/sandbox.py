@@ -13,7 +13,7 @@ environment, requests ignores ``Session.verify`` otherwise (psf/requests#3829).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,18 +24,21 @@ import requests.adapters
 from connectors.sandbox.faults import FaultInjector
 from connectors.sandbox.salesforce.app import SalesforceEmulator
 from connectors.sandbox.server import SandboxServer
-from core.models import Contact, Deal
+from core.models import Contact, Deal, FieldType
 
 
 def start_salesforce_sandbox(contacts: Iterable[Contact] = (), deals: Iterable[Deal] = (), *, tls_dir: Path,
                              emulator: SalesforceEmulator | None = None,
-                             faults: FaultInjector | None = None) -> tuple[SandboxServer, SalesforceEmulator]:
+                             faults: FaultInjector | None = None,
+                             deal_properties: Mapping[str, FieldType] | None = None,
+                             ) -> tuple[SandboxServer, SalesforceEmulator]:
     """Seed an emulator (a default one unless given), serve it over HTTPS on loopback, and return both.
 
-    The server is started; stop it with ``server.stop()`` (or use it as a context manager).
+    The server is started; stop it with ``server.stop()`` (or use it as a context manager). ``deal_properties``:
+    see :func:`connectors.sandbox.salesforce.seed.seed`.
     """
     emulator = emulator or SalesforceEmulator()
-    emulator.seed(contacts, deals)
+    emulator.seed(contacts, deals, deal_properties=deal_properties)
     server = SandboxServer(emulator, tls_dir=tls_dir, faults=faults).start()
     emulator.base_url = server.url
     return server, emulator

@@ -30,7 +30,7 @@ from connectors.sandbox.salesforce.schema import OPPORTUNITY_STAGES, FieldDef, O
 from connectors.sandbox.salesforce.store import Store
 from connectors.sandbox.salesforce.tooling import metadata_for
 from connectors.sandbox.salesforce.values import python_value
-from core.models import Contact, Deal, DealStatus
+from core.models import Contact, Deal, DealStatus, FieldType
 
 _CONTACT_ALIASES = {
     "firstname": "FirstName", "givenname": "FirstName", "lastname": "LastName", "surname": "LastName",
@@ -44,7 +44,13 @@ _ACCOUNT_ALIASES = {"industry": "Industry", "numberofemployees": "NumberOfEmploy
                     "numemployees": "NumberOfEmployees", "employees": "NumberOfEmployees",
                     "annualrevenue": "AnnualRevenue", "website": "Website"}
 _DEAL_ALIASES = {"dealname": "Name", "name": "Name", "leadsource": "LeadSource", "type": "Type",
-                 "dealtype": "Type", "nextstep": "NextStep", "description": "Description"}
+                 "dealtype": "Type", "nextstep": "NextStep", "description": "Description",
+                 # MEDDIC has no standard Opportunity fields: an admin creates them, commonly without a prefix, and
+                 # the starter configuration's [meddic] names them so (cli/templates/salesforce.toml).
+                 "meddicmetrics": "Metrics__c", "meddiceconomicbuyer": "Economic_Buyer__c",
+                 "meddicdecisioncriteria": "Decision_Criteria__c", "meddicdecisionprocess": "Decision_Process__c",
+                 "meddicidentifypain": "Identify_Pain__c", "meddicchampion": "Champion__c"}
+_KIND_OF_TYPE = {FieldType.NUMBER: "number", FieldType.DATETIME: "datetime", FieldType.BOOL: "bool"}
 _COMPANY_KEYS = ("company", "companyname", "account", "accountname", "organization", "organisation")
 _OPEN_STAGES = {s[0].lower(): s[0] for s in OPPORTUNITY_STAGES if not s[2]}
 _SKIP = {"email", "id", "createdate", "createddate", "lastmodifieddate", "hsobjectid"}
@@ -118,14 +124,20 @@ class _FieldPlanner:
         if definition is not None and not (definition.updateable or definition.custom) and definition.name != "Name":
             definition = None  # never seed into system fields such as CreatedDate
         if definition is None:
-            definition = self._define(obj, name)
+            definition = self._define(obj, name, standard if standard and standard.endswith("__c") else None)
         self.targets[key] = definition
         return definition
 
-    def _define(self, obj: ObjectDef, name: str) -> FieldDef:
+    def declare(self, obj: ObjectDef, name: str, kind: FieldType) -> None:
+        """A property the data source has although no record holds a value: typed by its declaration."""
+        kinds = self.kinds.setdefault((obj.name, name), set())
+        if not kinds:
+            kinds.add(_KIND_OF_TYPE.get(kind, "str"))
+
+    def _define(self, obj: ObjectDef, name: str, api_name: str | None = None) -> FieldDef:
         key = (obj.name, name)
         kinds = self.kinds.get(key, set())
-        api_name = custom_api_name(name)
+        api_name = api_name or custom_api_name(name)
         existing = obj.field(api_name)
         if existing is not None:
             return existing
@@ -180,8 +192,13 @@ def _names_from(contact: Contact, props: dict[str, Any]) -> tuple[str | None, st
     return first, (str(last) if last else f"Contact {contact.id}")[:80]
 
 
-def seed(store: Store, contacts: Iterable[Contact], deals: Iterable[Deal]) -> SeedResult:
-    """Insert contacts (with their accounts), deals and contact roles; returns the Id mappings."""
+def seed(store: Store, contacts: Iterable[Contact], deals: Iterable[Deal], *,
+         deal_properties: Mapping[str, FieldType] | None = None) -> SeedResult:
+    """Insert contacts (with their accounts), deals and contact roles; returns the Id mappings.
+
+    ``deal_properties`` declares the deal properties the source has (the generator's), so each gets its field even
+    when no seeded deal holds a value (a small demo's open deals may fill no MEDDIC criterion): a real org has the
+    fields its admin made whether or not they are filled in."""
     result = SeedResult()
     contacts = list(contacts)
     deals = list(deals)
@@ -199,6 +216,12 @@ def seed(store: Store, contacts: Iterable[Contact], deals: Iterable[Deal]) -> Se
             for name, value in deal.properties.items():
                 if _key(name) not in _SKIP:
                     planner.observe(deal_obj, name, value)
+        for name, kind in (deal_properties or {}).items():
+            if _key(name) not in _SKIP:
+                planner.declare(deal_obj, name, kind)
+                definition = planner.target(deal_obj, name, _DEAL_ALIASES)
+                if definition is not None:
+                    result.deal_fields[name] = definition.name
 
         accounts_by_name: dict[str, str] = {}
         for contact in contacts:

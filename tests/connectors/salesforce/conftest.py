@@ -33,7 +33,7 @@ SPECS: list[FieldSpec] = [
 #: Salesforce fields the generator's properties land in (standard fields by alias, others as custom fields).
 CONTACT_PROPS = ["FirstName", "LastName", "Title", "MailingCountry", "HasOptedOutOfEmail", "Hs_Email_Open__c",
                  "Hs_Email_Click__c", "Hs_Email_Optout__c", "Hs_Email_Last_Open_Date__c", "Lifecyclestage__c"]
-DEAL_PROPS = ["Name", "Pipeline__c", "Dealstage__c", "Meddic_Champion__c"]
+DEAL_PROPS = ["Name", "Pipeline__c", "Dealstage__c", "Champion__c"]
 
 
 @dataclass
