@@ -34,10 +34,14 @@ def clv() -> None:
                    "calibrate the models.")
 @click.option("--holdout-end", required=True, metavar="DATE",
               help="Last day of the holdout period the models must predict.")
-@click.option("--customer-column", default="customer_id", show_default=True)
-@click.option("--date-column", default="date", show_default=True)
-@click.option("--amount-column", default="amount", show_default=True)
-@click.option("--unit", type=click.Choice(["weeks", "days"]), default="weeks", show_default=True)
+@click.option("--customer-column", default="customer_id", show_default=True,
+              help="The column holding the customer's id.")
+@click.option("--date-column", default="date", show_default=True,
+              help="The column holding the purchase date (ISO 8601, or YYYYMMDD).")
+@click.option("--amount-column", default="amount", show_default=True,
+              help="The column holding the purchase amount.")
+@click.option("--unit", type=click.Choice(["weeks", "days"]), default="weeks", show_default=True,
+              help="The time unit the models count in (the literature reports CDNOW in weeks).")
 @click.option("--criterion", type=click.Choice(["mae", "rmse", "total"]), default="mae", show_default=True,
               help="Error the chosen model minimises: per-customer MAE or RMSE, or the error of the total.")
 @json_option

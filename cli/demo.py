@@ -80,7 +80,7 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
 @click.option("--crm", type=click.Choice(["hubspot", "salesforce"]), default="hubspot", show_default=True,
               help="Which sandbox CRM to sync with.")
 @click.option("--contacts", "size", default=5000, show_default=True, help="How many contacts to generate.")
-@click.option("--seed", default=7, show_default=True)
+@click.option("--seed", default=7, show_default=True, help="Seed of the generated data: the same seed, the same data.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path("clm-demo-report.html"),
               show_default=True, help="Where to write the HTML report.")
 @click.option("--workdir", type=click.Path(path_type=Path, file_okay=False),
@@ -256,9 +256,10 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "both"]), default="hubspot", show_default=True)
-@click.option("--contacts", "size", default=5000, show_default=True)
-@click.option("--seed", default=7, show_default=True)
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "both"]), default="hubspot", show_default=True,
+              help="Which CRM to emulate (both: two servers side by side).")
+@click.option("--contacts", "size", default=5000, show_default=True, help="How many contacts to generate.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the generated data: the same seed, the same data.")
 @click.option("--cdnow", is_flag=True, help="Seed with the real CDNOW purchases instead of generated data.")
 @click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, help="Enforce HubSpot's limits.")
 @click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".clm/sandbox"),
@@ -267,10 +268,12 @@ def sandbox() -> None:
               help="HubSpot sandbox port (default: the one it had last time in --state, else any free port).")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Date the generated data ends at (default: today), so a project's runs see it as current.")
+@json_option
 @handles_errors
 def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool, state_dir: Path,
-                  port: int | None, as_of: datetime | None) -> None:
-    """Run the sandbox CRM(s) on loopback until interrupted; prints the URLs and tokens to use.
+                  port: int | None, as_of: datetime | None, as_json: bool) -> None:
+    """Run the sandbox CRM(s) on loopback until interrupted; prints the URLs and tokens to use (--json: one JSON
+    document with them, printed once the servers listen, for a script that starts the sandbox in the background).
 
     The HubSpot sandbox keeps its data in --state (saved when it stops) and comes back on the same port with it,
     so a project pointed at it keeps working across restarts; delete the folder to start afresh.
@@ -299,6 +302,9 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         contacts, deals = data.contact_records(), data.deal_records()
     servers = []
     saved: list[tuple[Any, Path]] = []
+    # Text goes to a person as it happens; with --json it is collected into the one document printed at the end.
+    echo: Callable[[str], None] = (lambda text: None) if as_json else click.echo
+    document: dict[str, Any] = {"ok": True, "state": str(state_dir)}
     if crm in ("hubspot", "both"):
         db, port_file = state_dir / "hubspot.sqlite", state_dir / "hubspot.port"
         if port is None and port_file.exists():
@@ -317,19 +323,21 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         if not restored:
             emulator.save(db)  # at once too: a sandbox killed without Ctrl-C still comes back with its data
         if restored:
-            click.echo(f"HubSpot sandbox: restored the data saved in {db}")
+            echo(f"HubSpot sandbox: restored the data saved in {db}")
         info = hubspot_info(server, emulator)
+        document["hubspot"] = {**info, "restored": restored}
         # Plain echo: these lines are copied into a shell and a TOML file (no wrapping, no markup).
-        click.echo(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
+        echo(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
                    f"  in clm.toml: [hubspot] base_url = \"{info['base_url']}\"")
     if crm in ("salesforce", "both"):
         sf_server, sf_emulator = start_salesforce_sandbox(
             contacts, deals, tls_dir=state_dir / "tls", deal_properties=None if cdnow else DEAL_PROPERTY_TYPES)
         servers.append(sf_server)
         info = salesforce_info(sf_server, sf_emulator)
+        document["salesforce"] = info
         # Token or client-credentials auth: simple-salesforce's own logins go to *.salesforce.com, which only the
         # in-process tests reroute, while our client-credentials request goes to SF_INSTANCE_URL (the sandbox).
-        click.echo(f"Salesforce sandbox: {info['instance_url']}\n"
+        echo(f"Salesforce sandbox: {info['instance_url']}\n"
                    f"  export SF_INSTANCE_URL={info['instance_url']} SF_ACCESS_TOKEN='{info['session_id']}' "
                    f"REQUESTS_CA_BUNDLE={Path(info['ca_path']).resolve()}\n"
                    "  in clm.toml: [salesforce] auth = \"token\"\n"
@@ -338,9 +346,12 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
                    "[salesforce] auth = \"client_credentials\", consumer_key_env = \"SF_CONSUMER_KEY\", "
                    "consumer_secret_env = \"SF_CONSUMER_SECRET\"")
         # That user has no setup rights, as a real integration user: our fields are an admin's one-time step.
-        click.echo(f"  first, as the org's admin: SF_ACCESS_TOKEN='{info['admin_session_id']}' clm fields ensure "
+        echo(f"  first, as the org's admin: SF_ACCESS_TOKEN='{info['admin_session_id']}' clm fields ensure "
                    f"--assign-to {info['username']}")
-    click.echo("serving; press Ctrl-C to stop")
+    if as_json:
+        emit_json(document)
+        sys.stdout.flush()
+    echo("serving; press Ctrl-C to stop")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

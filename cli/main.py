@@ -22,7 +22,8 @@ def starter_config(crm: str) -> str:
 
 @cli.command()
 @click.option("--crm", type=click.Choice(["hubspot", "salesforce", "files"]), help="Which CRM to configure.")
-@click.option("--path", "path", type=click.Path(path_type=Path), default=Path("clm.toml"), show_default=True)
+@click.option("--path", "path", type=click.Path(path_type=Path), default=Path("clm.toml"), show_default=True,
+              help="Where to write the configuration.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @json_option
 @handles_errors

@@ -3,6 +3,7 @@ a project pointed at it keeps syncing after a restart with no edit; its generate
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -114,3 +115,46 @@ def test_state_rebind_to_a_new_url_of_the_same_account(tmp_path: Path, monkeypat
         assert '"write_calls": 0' in again.output, "the mirror and written values were kept"
     finally:
         server.stop()
+
+
+def test_serve_json_prints_one_document_a_script_can_read(tmp_path: Path) -> None:
+    # The README says every command takes --json; a script starting the sandbox in the background reads it.
+    process = subprocess.Popen([sys.executable, "-c", CLM, "sandbox", "serve", "--contacts", "20", "--state",
+                                str(tmp_path / "sb"), "--json"], stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    try:
+        text = ""
+        while not text.endswith("\n}\n"):
+            line = process.stdout.readline()
+            assert line, "the process ended before printing its document"
+            text += line
+        document = json.loads(text)
+        assert document["ok"] is True and document["hubspot"]["restored"] is False
+        body = httpx.get(f"{document['hubspot']['base_url']}/crm/v3/objects/contacts", params={"limit": 5},
+                         headers={"Authorization": f"Bearer {document['hubspot']['token']}"}).json()
+        assert len(body["results"]) == 5
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert process.stdout.read() == "", "nothing but the document on stdout"
+
+
+def test_every_option_of_every_command_has_help_and_every_command_takes_json() -> None:
+    import click
+
+    def walk(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from walk(command, f"{prefix}{name} ")
+                if not command.invoke_without_command:
+                    continue
+            yield f"{prefix}{name}", command
+
+    commands = dict(walk(cli))
+    assert "sandbox serve" in commands
+    undocumented = [f"{name} {param.opts[0]}" for name, command in commands.items() for param in command.params
+                    if isinstance(param, click.Option) and not param.help]
+    assert undocumented == []
+    assert [name for name, command in commands.items()
+            if not any("--json" in getattr(p, "opts", ()) for p in command.params)] == []
