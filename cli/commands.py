@@ -270,6 +270,11 @@ def show_summary(summary: RunSummary, as_json: bool) -> None:
     if summary.conflicts:
         say("  ", (f"{summary.conflicts:,} values were edited in the CRM since we wrote them", "yellow"),
             " (policy: see sync.on_conflict)")
+        for c in summary.conflict_samples[:5]:
+            say("  ", ("conflict", "yellow"), f" {literal(c['record_id'])} {c['field']}: CRM has "
+                f"{_shown(c['crm'])}, we wrote {_shown(c['we_wrote'])}, we want {_shown(c['we_want'])}")
+        if summary.conflicts > 5:
+            say(f"  … all of them: clm runs show {summary.run_id}")
     for rejection in summary.rejected[:5]:
         say("  ", ("rejected", "red"), f" {rejection['record_id']}: {redact(rejection['reason'])}")
     if summary.unwritten_fields:

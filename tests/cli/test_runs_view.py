@@ -90,6 +90,9 @@ def test_runs_show_lists_rejected_and_conflicting_records(project: HubSpotEmulat
     detail = json.loads(CliRunner().invoke(cli, ["runs", "show", str(run_id), "--json"]).stdout)
     assert detail["status"] == second["status"] and detail["rejected"][0]["record_id"] == rejected
     assert any(c["record_id"] == victim for c in detail["conflicts"])
+    # The next run's text output lists the conflict too, not only a count of them.
+    again = CliRunner().invoke(cli, ["sync"])
+    assert any(line.startswith(f"  conflict {victim} grade: CRM has A, we wrote ") for line in again.output.splitlines())
     missing = CliRunner().invoke(cli, ["runs", "show", "999"])
     assert missing.exit_code == 1 and "no run 999" in missing.output and "clm runs" in missing.output
 
