@@ -77,6 +77,7 @@ def clv_holdout(path: Path, calibration_end: str, holdout_end: str, customer_col
                        for s in report.scores},
             "by_frequency": [{"x": row.label, "customers": row.customers, "actual": row.actual,
                               "predicted": row.predicted} for row in report.by_frequency],
+            "tracking": report.tracking.to_dict() if report.tracking is not None else None,
         }
         emit_json(payload)
         return

@@ -198,6 +198,7 @@ def _choose_by_holdout(customer: np.ndarray, time: FloatArray, amount: FloatArra
         "models": {s.model: {"predicted": s.predicted_total, "mae": s.mae, "rmse": s.rmse, "error": s.error}
                    for s in report.scores},
         "table": report.table(),
+        "tracking": report.tracking.to_dict() if report.tracking is not None else None,
     }
     if report.chosen is None:
         notes.append("clv.model = auto: no model could be fitted on the first half of the history; used BG/NBD")

@@ -15,8 +15,8 @@ with the reason and never chosen. Only continuous-time models compete: BG/BB nee
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -49,6 +49,10 @@ class PurchaseParams(Protocol):
         self, t: npt.ArrayLike, x: npt.ArrayLike, t_x: npt.ArrayLike, T: npt.ArrayLike
     ) -> FloatArray:
         """E[Y(t) | x, t_x, T]."""
+        ...
+
+    def expected_purchases(self, t: npt.ArrayLike) -> FloatArray:
+        """E[X(t)]: expected repeat purchases in (0, t] of a customer acquired at 0."""
         ...
 
     def expected_purchases_if_alive(self, t: npt.ArrayLike, x: npt.ArrayLike, T: npt.ArrayLike) -> FloatArray:
@@ -168,6 +172,83 @@ class FrequencyRow:
 
 
 @dataclass(frozen=True)
+class TrackingCurve:
+    """Cumulative repeat transactions of the calibration cohort from its first purchase day to the holdout end,
+    actual and as each fitted model expects them: the tracking plot of Fader, Hardie & Lee (2005, figure 3),
+    which shows when a forecast drifts from the data, where the holdout totals show only by how much.
+
+    ``t`` is the grid in ``unit`` since ``start`` (epoch seconds of the cohort's first purchase day);
+    ``calibration_end`` is on the same scale. A model's curve is the sum over the cohort of its unconditional
+    E[X(t - birth)], so in the calibration period it tracks the data only as well as the fit does."""
+
+    unit: TimeUnit
+    start: float
+    calibration_end: float
+    t: tuple[float, ...]
+    actual: tuple[float, ...]
+    predicted: dict[str, tuple[float, ...]]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (for the run diagnostics and the report)."""
+        return {"unit": self.unit, "start": self.start, "calibration_end": self.calibration_end,
+                "t": list(self.t), "actual": list(self.actual),
+                "predicted": {m: list(v) for m, v in self.predicted.items()}}
+
+
+#: Grid points of a tracking curve at most: enough for a smooth line, few enough for a report.
+TRACKING_POINTS = 160
+
+
+def tracking_curve(
+    customer: npt.ArrayLike,
+    time: npt.ArrayLike,
+    calibration_end: float,
+    holdout_end: float,
+    fits: Mapping[str, PurchaseModelFit],
+    *,
+    unit: TimeUnit = "weeks",
+    points: int = TRACKING_POINTS,
+) -> TrackingCurve:
+    """The :class:`TrackingCurve` of the customers with a purchase by ``calibration_end`` (raw purchases as
+    :func:`~core.clv.summarize` takes them; births are first purchase days, repeat transactions distinct later
+    purchase days, as there). Vectorised: one sort of the purchases, and each model evaluated once per distinct
+    birth day and grid point."""
+    cust = np.asarray(customer, dtype=np.int64).ravel()
+    day = np.floor(np.asarray(time, dtype=np.float64).ravel() / SECONDS_PER_DAY).astype(np.int64)
+    end_day, cal_day = math.floor(holdout_end / SECONDS_PER_DAY), math.floor(calibration_end / SECONDS_PER_DAY)
+    keep = day <= end_day
+    cust, day = cust[keep], day[keep]
+    days_per_unit = DAYS_PER_UNIT[unit]
+    if not len(day):
+        return TrackingCurve(unit, float("nan"), float("nan"), (), (), {m: () for m in fits})
+    span = int(day.max() - day.min()) + 1
+    key = np.unique(cust * span + (day - day.min()))  # distinct (customer, day), ascending within a customer
+    cust, day = key // span, key % span + day.min()
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = cust[1:] != cust[:-1]
+    births = day[first]
+    cohort = births <= cal_day
+    birth_of = np.repeat(births, np.diff(np.append(np.flatnonzero(first), len(key))))
+    repeat_days = np.sort(day[~first & (birth_of <= cal_day)])
+    start_day = int(births[cohort].min()) if cohort.any() else cal_day
+    step = max(days_per_unit, math.ceil((end_day - start_day) / max(points - 1, 1)))
+    grid = np.arange(start_day, end_day + step, step, dtype=np.float64)
+    grid[-1] = min(grid[-1], end_day)
+    # The calibration end is a point of its own: there the actual curve equals the calibration summary's total.
+    grid = np.union1d(grid, [float(cal_day)]) if start_day <= cal_day <= end_day else grid
+    actual = np.searchsorted(repeat_days, grid, side="right").astype(np.float64)
+    birth_days, counts = np.unique(births[cohort], return_counts=True)
+    ages = np.clip(grid[None, :] - birth_days[:, None], 0.0, None) / days_per_unit
+    predicted = {}
+    for model, fit in fits.items():
+        expected = fit.params.expected_purchases(ages.ravel()).reshape(ages.shape)
+        predicted[model] = tuple(float(v) for v in counts @ expected)
+    return TrackingCurve(unit, start_day * SECONDS_PER_DAY, (cal_day - start_day) / days_per_unit,
+                         tuple(float(v) for v in (grid - start_day) / days_per_unit),
+                         tuple(float(v) for v in actual), predicted)
+
+
+@dataclass(frozen=True)
 class HoldoutReport:
     """The comparison of the models on one calibration/holdout split, and the model it chose.
 
@@ -185,6 +266,9 @@ class HoldoutReport:
     chosen: ModelName | None
     scores: tuple[ModelScore, ...]
     by_frequency: tuple[FrequencyRow, ...]
+    tracking: TrackingCurve | None = None
+    """Cumulative repeat transactions over calibration and holdout (None when births are given explicitly: the
+    curve counts from first purchases)."""
 
     def score(self, model: ModelName) -> ModelScore:
         """The score of ``model`` (KeyError if it was not compared)."""
@@ -216,6 +300,13 @@ class HoldoutReport:
         for row in self.by_frequency:
             predicted = " ".join(f"{row.predicted[m]:>10.3f}" for m in fitted)
             lines.append(f"{row.label:>3} {row.customers:>9} {row.actual:>7.3f} {predicted}")
+        curve = self.tracking
+        if curve is not None and curve.t:
+            lines.append("cumulative repeat transactions since the first purchase (tracking):")
+            lines.append(f"{curve.unit:>9} {'actual':>9} " + " ".join(f"{LABELS[m]:>10}" for m in curve.predicted))
+            for label, at in (("cal. end", curve.calibration_end), ("end", curve.t[-1])):
+                values = " ".join(f"{np.interp(at, curve.t, v):>10,.0f}" for v in curve.predicted.values())
+                lines.append(f"{label:>9} {np.interp(at, curve.t, curve.actual):>9,.0f} {values}")
         return "\n".join(lines)
 
 
@@ -246,7 +337,7 @@ def compare_by_holdout(
     later = summarize(customer, time, amount, n_customers, holdout_end, unit=unit, birth=birth)
     holdout = (later.purchase_count - calibration.purchase_count).astype(np.float64)
     days = math.floor(holdout_end / SECONDS_PER_DAY) - math.floor(calibration_end / SECONDS_PER_DAY)
-    return score_holdout(
+    report = score_holdout(
         calibration,
         holdout,
         days / DAYS_PER_UNIT[unit],
@@ -255,6 +346,10 @@ def compare_by_holdout(
         criterion=criterion,
         max_frequency=max_frequency,
     )
+    if birth is not None:
+        return report
+    fits: dict[str, PurchaseModelFit] = {s.model: s.fit for s in report.scores if s.fit is not None}
+    return replace(report, tracking=tracking_curve(customer, time, calibration_end, holdout_end, fits, unit=unit))
 
 
 def score_holdout(

@@ -33,6 +33,10 @@ def test_auto_chooses_by_holdout_and_refits_on_the_whole_history(cdnow_transacti
     assert d["holdout"]["calibration_end"] == epoch("19970930")
     assert d["holdout"]["holdout_length"] == 39.0 and d["holdout"]["actual"] == 1882
     assert d["holdout"]["chosen"] == "pareto_nbd" and outcome.model == "pareto_nbd"
+    # The tracking curve for the report's calibration picture, JSON-ready in the run's diagnostics.
+    tracking = d["holdout"]["tracking"]
+    assert tracking["actual"][-1] == 4339 and set(tracking["predicted"]) == {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert len(tracking["t"]) == len(tracking["actual"]) == len(tracking["predicted"]["pareto_nbd"])
     assert d["purchase_model"] == "pareto_nbd" and d["fallback"] is False
     assert any("pareto_nbd chosen by holdout MAE" in note for note in d["notes"])
     # The refit uses all 78 weeks: its estimates are not the calibration ones.

@@ -88,3 +88,35 @@ def test_bad_arguments_are_refused(cdnow_calibration: TransactionSummary) -> Non
         fit_purchase_model("bgbb", [1], [1.0], [2.0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="holdout_end must be after"):
         compare_by_holdout([0], [0.0], [1.0], 1, 100.0, 100.0)
+
+
+def test_cdnow_tracking_curve_counts_every_repeat_transaction_and_each_model_tracks_it(
+        cdnow_holdout: HoldoutReport, cdnow_calibration: TransactionSummary) -> None:
+    """The tracking plot of Fader, Hardie & Lee (2005, figure 3): cumulative repeat transactions of the 2,357
+    customers, weekly from 1997-01-01 to 1998-06-30. The actual curve reaches the calibration summary's total at
+    the calibration end and that plus the holdout's 1,882 at the end; each fitted model follows the calibration
+    period closely (in sample) and under-forecasts the holdout, as its conditional total does."""
+    curve = cdnow_holdout.tracking
+    assert curve is not None and curve.unit == "weeks"
+    assert curve.t[0] == 0.0 and curve.t[-1] * 7 == 545  # 1997-01-01 .. 1998-06-30
+    at_calibration_end = curve.t.index(curve.calibration_end)
+    assert curve.actual[at_calibration_end] == cdnow_calibration.frequency.sum() == 2457
+    assert curve.actual[-1] == 2457 + cdnow_holdout.actual_total == 4339
+    assert np.all(np.diff(curve.actual) >= 0)
+    assert set(curve.predicted) == {"bgnbd", "mbgnbd", "pareto_nbd"}
+    for model, values in curve.predicted.items():
+        assert values[0] == 0.0 and np.all(np.diff(values) >= -1e-9), model
+        assert values[at_calibration_end] == pytest.approx(2457, rel=0.03), model
+        assert 0.9 * 4339 < values[-1] < 4339, model
+    assert curve.to_dict()["predicted"]["bgnbd"][-1] == curve.predicted["bgnbd"][-1]
+
+
+def test_the_tracking_curve_does_not_depend_on_the_order_of_the_purchases(
+        cdnow_transactions: Transactions, cdnow_holdout: HoldoutReport) -> None:
+    from core.clv.selection import tracking_curve
+
+    tx = cdnow_transactions
+    fits = {s.model: s.fit for s in cdnow_holdout.scores if s.fit is not None}
+    order = np.random.default_rng(3).permutation(len(tx.time))
+    shuffled = tracking_curve(tx.customer[order], tx.time[order], epoch(CALIBRATION_END), epoch(HOLDOUT_END), fits)
+    assert shuffled == cdnow_holdout.tracking
