@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from core.clv import compare_by_holdout, fit_and_score, summarize
-from core.clv.selection import ModelName, describe_bgnbd
+from core.clv.selection import ModelName, describe_bgnbd, frequency_histogram
 from core.columns import DealColumns, FloatArray, StatusCode
 from core.config import ClvConfig
 from core.errors import ClmError
@@ -136,6 +136,11 @@ def customer_value(deals: DealColumns, n_contacts: int, as_of: float, config: Cl
                                      "iterations": fitted.iterations, "standard_errors": fitted.standard_errors}
     if holdout is not None:
         diagnostics["holdout"] = holdout
+    if result.purchase_fit is not None:
+        # The fit against the data it came from: customers by repeat purchases, actual vs expected.
+        histogram = frequency_histogram(result.purchase_fit.params, summary.frequency[customer], summary.T[customer])
+        if histogram is not None:
+            diagnostics["frequency_histogram"] = {"model": result.purchase_fit.model, **histogram.to_dict()}
     if result.gamma_gamma is not None:
         gg = result.gamma_gamma
         diagnostics["gamma_gamma"] = {"p": gg.params.p, "q": gg.params.q, "gamma": gg.params.gamma,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import digamma, expit, gammaln
+from scipy.special import betainc, betaln, digamma, expit, gammaln, xlogy
 
 from core.clv._history import validate_history
 from core.clv._optimize import maximize_log_likelihood
@@ -87,6 +87,22 @@ class MbgNbdParams:
             raise ValueError("horizons t must be >= 0")
         alive = _expected_while_alive(tt, np.float64(self.r), np.float64(self.alpha), self.a, np.float64(self.b + 1.0))
         return np.asarray(self.b / (self.a + self.b) * alive, dtype=np.float64)
+
+    def p_purchases(self, k: npt.ArrayLike, t: npt.ArrayLike) -> FloatArray:
+        """P(X(t) = k) for a customer acquired at 0. As for BG/NBD (Fader, Hardie & Lee 2005, eq. 8), with the
+        MBG/NBD's extra coin at time 0: alive throughout after k + 1 survivals, B(a, b+k+1)/B(a, b) times the
+        NB(r, alpha/(alpha+t)) pmf at k; or dropped right after the k-th purchase (k = 0: at once),
+        B(a+1, b+k)/B(a, b), which needs k purchases before t, P(NB >= k) = I_share(k, r) (1 for k = 0)."""
+        kk, tt = _as_float(k, t)
+        if np.any(kk < 0) or np.any(kk != np.floor(kk)):
+            raise ValueError("k must be a non-negative integer")
+        r, alpha, a, b = self.r, self.alpha, self.a, self.b
+        share = tt / (alpha + tt)
+        log_nb = gammaln(r + kk) - gammaln(r) - gammaln(kk + 1.0) - r * np.log1p(tt / alpha) + xlogy(kk, share)
+        alive = np.exp(betaln(a, b + kk + 1.0) - betaln(a, b) + log_nb)
+        reached = np.where(kk > 0, betainc(np.where(kk > 0, kk, 1.0), r, share), 1.0)
+        dropped = np.exp(betaln(a + 1.0, b + kk) - betaln(a, b)) * reached
+        return np.asarray(alive + dropped, dtype=np.float64)
 
     def _log_odds_dead(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         gap = np.log1p((T - t_x) / (self.alpha + t_x))

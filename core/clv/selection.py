@@ -249,6 +249,43 @@ def tracking_curve(
 
 
 @dataclass(frozen=True)
+class FrequencyHistogram:
+    """Customers by their number of repeat purchases in their own observation time (0, 1, ..., the last
+    bucket that many or more): actual, and as the fitted model expects them, the sum over customers of
+    P(X(T) = x) (Fader, Hardie & Lee 2005, figure 2): how well the fit reproduces the data it came from."""
+
+    labels: tuple[str, ...]
+    actual: tuple[int, ...]
+    expected: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (for the run diagnostics and the report)."""
+        return {"labels": list(self.labels), "actual": list(self.actual), "expected": list(self.expected)}
+
+
+class _CountModel(Protocol):
+    def p_purchases(self, k: npt.ArrayLike, t: npt.ArrayLike) -> FloatArray: ...
+
+
+def frequency_histogram(params: object, frequency: npt.ArrayLike, T: npt.ArrayLike,
+                        max_frequency: int = 7) -> FrequencyHistogram | None:
+    """The :class:`FrequencyHistogram` of customers with observation times ``T`` (units) and repeat purchases
+    ``frequency``; None for a model without P(X(t) = x) (Pareto/NBD's needs Gaussian hypergeometric sums we do
+    not compute). One evaluation per distinct T and count."""
+    if not hasattr(params, "p_purchases"):
+        return None
+    model: _CountModel = params
+    x = np.asarray(frequency, dtype=np.int64)
+    times, per_time = np.unique(np.asarray(T, dtype=np.float64), return_counts=True)
+    k = np.arange(max_frequency, dtype=np.float64)
+    below = per_time @ model.p_purchases(k[None, :], times[:, None]) if len(times) else np.zeros(max_frequency)
+    expected = [*below.tolist(), float(len(x) - below.sum())]
+    actual = np.bincount(np.minimum(x, max_frequency), minlength=max_frequency + 1)
+    labels = (*(str(i) for i in range(max_frequency)), f"{max_frequency}+")
+    return FrequencyHistogram(labels, tuple(int(v) for v in actual), tuple(float(v) for v in expected))
+
+
+@dataclass(frozen=True)
 class HoldoutReport:
     """The comparison of the models on one calibration/holdout split, and the model it chose.
 

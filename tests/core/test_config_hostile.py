@@ -323,7 +323,9 @@ SECTIONS = st.sampled_from(["crm", "hubspot", "data", "clv", "scoring", "predict
 
 
 @FAST
-@given(section=SECTIONS, key=_WORDS)
+# A key shaped like a credential ("eyj…", "sk_…", "akia…") is refused too, but withheld from the message: never
+# named, so not what this test checks (it once drew "eyj" and failed at random).
+@given(section=SECTIONS, key=_WORDS.filter(lambda word: not looks_like_secret(f"{word}_zz")))
 def test_generated_unknown_keys_are_refused(hostile: Counter, section: str, key: str) -> None:
     key = f"{key}_zz"  # never a known key, nor one of the secret keys refused with their own message
     assert_refused(hostile, {section: {key: 1}}, f"{section}.{key}", "unknown key")

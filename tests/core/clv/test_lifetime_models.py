@@ -55,3 +55,11 @@ def test_a_fixed_model_is_used_and_reported(cdnow_transactions: Transactions, mo
     assert "bgnbd" not in d and d[model]["log_likelihood"] == pytest.approx(expected_ll, abs=0.1)
     gaps = outcome.columns["usual_gap_days"]
     assert np.all(np.isfinite(gaps[outcome.is_customer])) and np.all(gaps[outcome.is_customer] > 0)
+
+
+def test_a_run_s_diagnostics_carry_the_fit_s_frequency_histogram(cdnow_transactions: Transactions) -> None:
+    tx = cdnow_transactions
+    outcome = customer_value(_won_deals(tx), tx.n_customers, epoch(HOLDOUT_END), ClvConfig(model="bgnbd"))
+    histogram = outcome.diagnostics["frequency_histogram"]
+    assert histogram["model"] == "bgnbd" and histogram["labels"][-1] == "7+"
+    assert sum(histogram["actual"]) == 2357 and sum(histogram["expected"]) == pytest.approx(2357)

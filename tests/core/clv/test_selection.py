@@ -120,3 +120,37 @@ def test_the_tracking_curve_does_not_depend_on_the_order_of_the_purchases(
     order = np.random.default_rng(3).permutation(len(tx.time))
     shuffled = tracking_curve(tx.customer[order], tx.time[order], epoch(CALIBRATION_END), epoch(HOLDOUT_END), fits)
     assert shuffled == cdnow_holdout.tracking
+
+
+def test_cdnow_frequency_histogram_of_the_calibration_fit(cdnow_calibration: TransactionSummary) -> None:
+    """Fader, Hardie & Lee (2005, figure 2): customers by repeat transactions in the 39 calibration weeks,
+    actual (1,411 with none ... 64 with seven or more) against the sum of each customer's P(X(T) = x) under the
+    fitted BG/NBD and MBG/NBD. Pareto/NBD has no such P here: no histogram rather than a wrong one."""
+    from core.clv.selection import frequency_histogram
+
+    s = cdnow_calibration
+    for model in ("bgnbd", "mbgnbd"):
+        fit = fit_purchase_model(model, s.frequency, s.recency, s.T)
+        histogram = frequency_histogram(fit.params, s.frequency, s.T)
+        assert histogram is not None
+        assert histogram.labels == ("0", "1", "2", "3", "4", "5", "6", "7+")
+        assert histogram.actual == (1411, 439, 214, 100, 62, 38, 29, 64)
+        assert sum(histogram.expected) == pytest.approx(2357, abs=1e-6) and min(histogram.expected) > 0
+        for actual, expected in zip(histogram.actual, histogram.expected, strict=True):
+            # A good in-sample fit: within 3 standard deviations of a Poisson count, bucket by bucket.
+            assert abs(expected - actual) < 3 * np.sqrt(actual), (model, actual, expected)
+    pareto = fit_purchase_model("pareto_nbd", s.frequency, s.recency, s.T)
+    assert frequency_histogram(pareto.params, s.frequency, s.T) is None
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "mbgnbd"])
+def test_p_purchases_is_a_distribution_whose_mean_is_the_expected_purchases(model: str) -> None:
+    from core.clv.bgnbd import BgNbdParams
+    from core.clv.mbgnbd import MbgNbdParams
+
+    params = BgNbdParams(0.243, 4.414, 0.793, 2.426) if model == "bgnbd" else MbgNbdParams(0.525, 6.183, 0.891, 1.614)
+    k = np.arange(5000, dtype=np.float64)
+    for t in (0.0, 0.5, 10.0, 78.0, 520.0):
+        p = params.p_purchases(k, t)
+        assert np.all(p >= 0) and p.sum() == pytest.approx(1.0, abs=1e-12)
+        assert (k * p).sum() == pytest.approx(float(params.expected_purchases(t)), rel=1e-9, abs=1e-12)
