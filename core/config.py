@@ -624,6 +624,10 @@ class ScoringConfig(_Strict):
     mql_threshold: float = Field(40, ge=0, le=100)
     sql_threshold: float = Field(70, ge=0, le=100)
     grades: GradeThresholds = Field(default_factory=GradeThresholds)
+    # score_reasons (written when sync.write_fields lists it): the rules with the most points, at most this many,
+    # in at most this many characters (255: a Salesforce Text field's limit, well within HubSpot's 65,536).
+    reasons_top: int = Field(3, ge=1, le=20)
+    reasons_max_length: int = Field(255, ge=20, le=255)
 
     @model_validator(mode="after")
     def _thresholds(self) -> ScoringConfig:
@@ -645,6 +649,9 @@ class PredictiveConfig(_Strict):
     min_contacts: int = Field(500, ge=10)
     holdout_fraction: float = Field(0.25, gt=0.0, lt=0.9)
     seed: int = 0
+    # predictive_reasons (written when sync.write_fields lists it): the features that move the odds most.
+    reasons_top: int = Field(3, ge=1, le=20)
+    reasons_max_length: int = Field(255, ge=20, le=255)
 
 
 class StageConfig(Criteria):

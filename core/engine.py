@@ -150,7 +150,8 @@ class EnrichResult:
     ``columns`` has every name of :data:`core.fields.OUTPUT_FIELDS`: text fields as object arrays, times as
     epoch seconds, numbers as float64. Only ``conversion_probability`` (disabled, refused, or already a
     customer) and ``p_alive`` (never bought) may be NaN, which :meth:`records` turns into None. The optional
-    fields (:data:`core.fields.OPTIONAL_OUTPUT_FIELDS`) are there only when computed (NaN for non-customers).
+    fields (:data:`core.fields.OPTIONAL_OUTPUT_FIELDS`) are there only when computed (the CLV bounds NaN for
+    non-customers, the reasons None where there is nothing to explain).
     ``table`` holds every computed field (aggregates, CLV values, scores, history) for inspection.
     """
 
@@ -195,7 +196,7 @@ class EnrichResult:
             if name in ("stage_since", "computed_at"):
                 lists[name] = when(values)
             elif name in ("conversion_probability", "p_alive", *OPTIONAL_NAMES):
-                lists[name] = optional(values)
+                lists[name] = optional(values)  # text fields hold None (or a string) and pass unchanged
             else:
                 lists[name] = values.tolist()
         keys = list(lists)
@@ -290,18 +291,20 @@ def enrich(
 
     written = set(config.sync.write_fields or ())
     clv = customer_value(deal_cols, n, moment, config.clv,
-                         intervals=any(spec.name in written for spec in OPTIONAL_OUTPUT_FIELDS))
+                         intervals=any(spec.name in written and spec.type is FieldType.NUMBER
+                                       for spec in OPTIONAL_OUTPUT_FIELDS))
     table.update(clv.columns, CLV_VALUES)
     lap("clv")
 
-    scores = score(config.scoring, table)
+    scores = score(config.scoring, table, reasons="score_reasons" in written)
     table.update({"lead_score": scores.lead_score, "fit_score": scores.fit_score,
                   "engagement_score": scores.engagement_score, "grade": scores.grade,
                   "is_mql": scores.is_mql, "is_sql": scores.is_sql}, SCORE_VALUES)
     lap("scoring")
 
     predictive = predict_conversion(config.predictive, contact_cols, deal_cols, kinds, moment,
-                                    aggregates["first_purchase_at"], {**aggregates, **derived})
+                                    aggregates["first_purchase_at"], {**aggregates, **derived},
+                                    reasons="predictive_reasons" in written)
     probability = predictive.probability if predictive.probability is not None else np.full(n, np.nan)
     table.set("conversion_probability", probability, FieldType.NUMBER)
     lap("predictive")
@@ -353,6 +356,10 @@ def enrich(
                     for name in OPTIONAL_NAMES if name in clv.columns})
     for name, digits in ROUNDING.items():
         columns[name] = np.round(columns[name], digits)
+    if scores.reasons is not None:
+        columns["score_reasons"] = scores.reasons
+    if predictive.reasons is not None:
+        columns["predictive_reasons"] = predictive.reasons
     seconds["total"] = round(time.perf_counter() - started, 4)
     diagnostics = Diagnostics(
         clv=clv.diagnostics,

@@ -111,6 +111,10 @@ OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
 #: ``clv.intervals`` is on): ``clv_low``/``clv_high``, ``p_alive_low``/``p_alive_high`` and
 #: ``expected_purchases_low``/``expected_purchases_high`` bound each output by the central 90% of its values under
 #: the models' parameter uncertainty (:func:`core.clv.value.score_intervals`), which costs a parameter draw.
+#: ``score_reasons`` explains the lead score by its rules (:func:`core.scoring.explain`); ``predictive_reasons``
+#: the conversion probability by its features (:mod:`core.predictive`), None without a probability.
+#: They are separate fields because they explain separate numbers: points that add up to the lead score versus
+#: factors that multiply the conversion odds.
 OPTIONAL_OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(name="clv_low", type=FieldType.NUMBER, label="CLM predicted CLV (low)",
               description="Lower bound (5th percentile) of the predicted CLV under parameter uncertainty"),
@@ -124,4 +128,20 @@ OPTIONAL_OUTPUT_FIELDS: tuple[FieldSpec, ...] = (
               description="Lower bound (5th percentile) of the expected purchases under parameter uncertainty"),
     FieldSpec(name="expected_purchases_high", type=FieldType.NUMBER, label="CLM expected purchases (high)",
               description="Upper bound (95th percentile) of the expected purchases under parameter uncertainty"),
+    FieldSpec(name="score_reasons", type=FieldType.STRING, label="CLM score reasons",
+              description="The scoring rules that gave or took the most points, e.g. "
+                          "\"+25 Senior decision maker; -20 Unsubscribed within 7 days\""),
+    FieldSpec(name="predictive_reasons", type=FieldType.STRING, label="CLM conversion factors",
+              description="The features that move the predicted conversion odds most, as odds multipliers "
+                          "against the average contact, e.g. \"x2.4 hs_email_click; x0.5 days_since_created\""),
 )
+
+
+def option_label(value: str) -> str:
+    """The label a CRM shows for one of our option values, while the value stored stays ours: ``"Marketing
+    qualified"`` for ``marketing_qualified``, ``"Yes"``/``"No"`` for booleans (as HubSpot labels its own
+    checkboxes), a value with capitals kept as written (``"A"``, ``"VIP_tier"`` -> ``"VIP tier"``)."""
+    if value in ("true", "false"):
+        return "Yes" if value == "true" else "No"
+    text = value.replace("_", " ").strip() or value
+    return text[:1].upper() + text[1:]

@@ -96,6 +96,8 @@ class Enrichment(BaseModel):
     p_alive_high: float | None = None
     expected_purchases_low: float | None = None
     expected_purchases_high: float | None = None
+    score_reasons: str | None = None
+    predictive_reasons: str | None = None
 
 
 class FieldType(StrEnum):

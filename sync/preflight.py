@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from connectors.base import Connector, DescribesProperties
 from core.config import ClmConfig, Condition
-from core.fields import OUTPUT_FIELDS
+from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS
 from core.models import FieldSpec, FieldType
 
 #: Our fields that follow from the lead score (the stage through the MQL/SQL thresholds, the action from it).
@@ -107,14 +107,16 @@ def dependent_fields(config: ClmConfig, prop: str) -> tuple[str, ...]:
     blocked: set[str] = set()
     for rule in config.scoring.rules:
         if prop in _fields(rule.criteria, rule.any_of) or prop in (rule.per, rule.decay_field):
-            blocked.update((f"{rule.kind}_score", *SCORE_FIELDS))
+            blocked.update((f"{rule.kind}_score", *SCORE_FIELDS, "score_reasons"))
     if any(prop in _fields(stage.criteria, stage.any_of) for stage in config.stages):
         blocked.update(STAGE_FIELDS)
     if any(prop in _fields(action.criteria, action.any_of) for action in config.actions):
         blocked.add("next_best_action")
     if config.predictive.enabled and prop in config.predictive.features:
-        blocked.add("conversion_probability")
-    return tuple(spec.name for spec in OUTPUT_FIELDS if spec.name in blocked)
+        blocked.update(("conversion_probability", "predictive_reasons"))
+    # Optional fields count only when written: a reason nobody asked for is no loss to report.
+    optional = [spec for spec in OPTIONAL_OUTPUT_FIELDS if spec.name in (config.sync.write_fields or ())]
+    return tuple(spec.name for spec in (*OUTPUT_FIELDS, *optional) if spec.name in blocked)
 
 
 def _fields(criteria: list[Condition], any_of: list[list[Condition]]) -> set[str]:

@@ -8,6 +8,7 @@ from typing import Any
 from connectors.base import CheckResult, FieldStatus
 from connectors.hubspot.client import HubSpotApiError, HubSpotClient
 from core.errors import AuthError, ConnectorError
+from core.fields import option_label
 from core.models import FieldSpec, FieldType
 
 #: HubSpot's (type, fieldType) for each of our field types
@@ -22,8 +23,11 @@ PROPERTY_TYPES = {
 
 
 def option(value: str, order: int) -> dict[str, Any]:
-    """One enumeration option; HubSpot's OpenAPI spec (``OptionInput``) requires ``hidden``."""
-    return {"label": value, "value": value, "displayOrder": order, "hidden": False}
+    """One enumeration option; HubSpot's OpenAPI spec (``OptionInput``) requires ``hidden``. The ``label`` is "a
+    human-readable option label that will be shown in HubSpot", the ``value`` "the internal value of the option,
+    which must be used when setting the property value through the API" (``OptionInput``, properties v3): so
+    people read "Marketing qualified" while we write and read ``marketing_qualified``."""
+    return {"label": option_label(value), "value": value, "displayOrder": order, "hidden": False}
 
 
 class Fields:
@@ -72,17 +76,25 @@ class Fields:
             return FieldStatus(spec.name, crm_name, "conflict",
                                f"exists as type '{current.get('type')}', we need '{want_type}'; left unchanged — "
                                "rename or delete it, or set hubspot.property_prefix")
-        have = {o.get("value") for o in current.get("options") or []}
+        present = current.get("options") or []
+        have = {o.get("value") for o in present}
         missing = [o for o in options if o not in have]
-        if not missing:
+        # Options an earlier version created labelled with their raw value get the readable label; a label
+        # someone changed in HubSpot is theirs and stays.
+        relabel = {str(o.get("value")) for o in present if o.get("value") in options
+                   and o.get("label") == o.get("value") != option_label(str(o.get("value")))}
+        if not missing and not relabel:
             return FieldStatus(spec.name, crm_name, "exists")
-        kept = [{"label": str(o.get("label", o.get("value"))), "value": str(o.get("value")),
+        kept = [{"label": option_label(str(o.get("value"))) if o.get("value") in relabel
+                 else str(o.get("label", o.get("value"))), "value": str(o.get("value")),
                  "displayOrder": int(o.get("displayOrder", i)), "hidden": bool(o.get("hidden", False))}
-                for i, o in enumerate(current.get("options") or [])]
+                for i, o in enumerate(present)]
         merged = kept + [option(o, len(have) + i) for i, o in enumerate(missing)]
         self.client.call("update property options", "crm.properties.core_api", "update", "contacts", crm_name,
                          {"options": merged})
-        return FieldStatus(spec.name, crm_name, "updated", f"added options: {', '.join(missing)}")
+        done = ([f"added options: {', '.join(missing)}"] if missing else []) + (
+            [f"labelled options: {', '.join(sorted(relabel))}"] if relabel else [])
+        return FieldStatus(spec.name, crm_name, "updated", "; ".join(done))
 
     def options(self, spec: FieldSpec) -> list[str]:
         """The enumeration options a field needs (none for non-enumerations)."""

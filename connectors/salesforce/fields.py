@@ -17,8 +17,9 @@ user" (DescribeSObjectResult Field,
 https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_describesobjects_describesobjectresult.htm),
 so granted fields are written whatever the grant path, and each of the others is named with the missing step.
 
-Existing fields are never changed except to add missing picklist values; a field of another type is reported
-as a conflict and left alone.
+Existing fields are never changed except to add missing picklist values and to give values an earlier version
+labelled with their API name ("marketing_qualified") their readable label ("Marketing qualified"); a label an
+admin chose stays; a field of another type is reported as a conflict and left alone.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from connectors.salesforce.client import SalesforceApiError, SalesforceClient
 from connectors.salesforce.records import ObjectSchema, soql_ids
 from core.config import SalesforceConfig
 from core.errors import AuthError, ConnectorError
+from core.fields import option_label
 from core.models import FieldSpec, FieldType
 
 #: Describe types an existing field may have for each of our types.
@@ -85,8 +87,11 @@ def metadata(spec: FieldSpec, options: Sequence[str]) -> dict[str, Any]:
 
 
 def picklist_value(value: str) -> dict[str, Any]:
-    """One picklist value of ``Metadata.valueSet``."""
-    return {"fullName": value, "default": False, "label": value}
+    """One picklist value of ``Metadata.valueSet``: ``fullName`` is the API name records store, ``label`` what
+    people see (Metadata API ``CustomValue``,
+    https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/customvalue.htm), so the picklist
+    reads "Marketing qualified" while we write ``marketing_qualified``."""
+    return {"fullName": value, "default": False, "label": option_label(value)}
 
 
 @dataclass
@@ -320,28 +325,35 @@ class FieldManager:
 
     def _add_values(self, spec: FieldSpec, qualified: str, found: _Existing, options: Sequence[str],
                     meta: dict[str, Any] | None) -> FieldStatus:
-        have = set(found.values)
-        if not found.visible or not have:
-            meta = meta if meta is not None else self._metadata(found.tooling_id)
-            definition = (meta.get("valueSet") or {}).get("valueSetDefinition") or {}
-            have = {str(v.get("fullName")) for v in definition.get("value") or []}
-        missing = [o for o in options if o not in have]
-        if not missing:
-            return FieldStatus(spec.name, qualified, "exists")
+        # The Tooling metadata, not describe, holds the values' labels: read it (an admin step, one GET a picklist).
         meta = meta if meta is not None else self._metadata(found.tooling_id)
         value_set = dict(meta.get("valueSet") or {})
         definition = dict(value_set.get("valueSetDefinition") or {"sorted": False})
-        definition["value"] = list(definition.get("value") or []) + [picklist_value(o) for o in missing]
+        present = [dict(v) for v in definition.get("value") or []]
+        have = {str(v.get("fullName")) for v in present} or set(found.values)
+        missing = [o for o in options if o not in have]
+        # Values an earlier version created labelled with their API name get the readable label; a label an admin
+        # changed is theirs and stays.
+        relabel = sorted(str(v["fullName"]) for v in present if v.get("fullName") in options
+                         and v.get("label") == v.get("fullName") != option_label(str(v["fullName"])))
+        if not missing and not relabel:
+            return FieldStatus(spec.name, qualified, "exists")
+        for value in present:
+            if value.get("fullName") in relabel:
+                value["label"] = option_label(str(value["fullName"]))
+        definition["value"] = present + [picklist_value(o) for o in missing]
         value_set["valueSetDefinition"] = definition
         meta = {**meta, "valueSet": value_set}
+        done = ([f"added picklist values: {', '.join(missing)}"] if missing else []) + (
+            [f"labelled picklist values: {', '.join(relabel)}"] if relabel else [])
         try:
-            self.client.call(f"add picklist values to {qualified}", lambda sf: sf.toolingexecute(
+            self.client.call(f"update picklist values of {qualified}", lambda sf: sf.toolingexecute(
                 f"sobjects/CustomField/{found.tooling_id}", method="PATCH", data={"Metadata": meta},
                 timeout=self.client.timeout))
         except (SalesforceApiError, AuthError) as exc:
-            return FieldStatus(spec.name, qualified, "exists",
-                               f"could not add picklist values {', '.join(missing)}: {exc.message}")
-        return FieldStatus(spec.name, qualified, "updated", f"added picklist values: {', '.join(missing)}")
+            return FieldStatus(spec.name, qualified, "exists", f"could not update picklist values "
+                               f"({'; '.join(done)}): {exc.message}")
+        return FieldStatus(spec.name, qualified, "updated", "; ".join(done))
 
     # --- field-level security --------------------------------------------------------------------------
 

@@ -92,7 +92,8 @@ def test_runs_show_lists_rejected_and_conflicting_records(project: HubSpotEmulat
     assert any(c["record_id"] == victim for c in detail["conflicts"])
     # The next run's text output lists the conflict too, not only a count of them.
     again = CliRunner().invoke(cli, ["sync"])
-    assert any(line.startswith(f"  conflict {victim} grade: CRM has A, we wrote ") for line in again.output.splitlines())
+    lines = again.output.splitlines()
+    assert any(line.startswith(f"  conflict {victim} grade: CRM has A, we wrote ") for line in lines)
     missing = CliRunner().invoke(cli, ["runs", "show", "999"])
     assert missing.exit_code == 1 and "no run 999" in missing.output and "clm runs" in missing.output
 

@@ -59,6 +59,10 @@ class FieldDef:
     external_id: bool = False
     default_value: Any = None
     picklist: list[str] = field(default_factory=list)
+    picklist_labels: dict[str, str] = field(default_factory=dict)
+    """Label per picklist value where it differs from the value: records store the value (the Metadata API
+    ``CustomValue.fullName``), people see the ``label``; describe returns both in each ``PicklistEntry``
+    (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_describesobjects_describesobjectresult.htm)."""
     restricted: bool = False
     reference_to: list[str] = field(default_factory=list)
     relationship_name: str | None = None
@@ -104,7 +108,8 @@ class FieldDef:
             "nillable": self.nillable,
             "permissionable": self.permissionable,
             "picklistValues": [
-                {"active": True, "defaultValue": False, "label": value, "validFor": None, "value": value}
+                {"active": True, "defaultValue": False, "label": self.picklist_labels.get(value, value),
+                 "validFor": None, "value": value}
                 for value in self.picklist
             ],
             "precision": self.precision,

@@ -72,6 +72,18 @@ def picklist_values(metadata: Mapping[str, Any]) -> tuple[list[str], bool]:
     return [], False
 
 
+def picklist_labels(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The ``label`` of each ``valueSet`` value that has one other than its ``fullName`` (Metadata API
+    ``CustomValue``: ``fullName`` is stored on records, ``label`` shown,
+    https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/customvalue.htm)."""
+    value_set = metadata.get("valueSet")
+    if not isinstance(value_set, Mapping):
+        return {}
+    definition = value_set.get("valueSetDefinition") or {}
+    return {str(v["fullName"]): str(v["label"]) for v in definition.get("value") or []
+            if v.get("fullName") and isinstance(v.get("label"), str) and v["label"] != v["fullName"]}
+
+
 def _int(metadata: Mapping[str, Any], key: str, default: int) -> int:
     value = metadata.get(key, default)
     try:
@@ -116,6 +128,7 @@ def field_from_metadata(api_name: str, metadata: Mapping[str, Any]) -> FieldDef:
         if not values:
             raise _integrity("Picklist: you must enter at least one value", ["valueSet"])
         definition.picklist = values
+        definition.picklist_labels = picklist_labels(metadata)
         definition.restricted = restricted
         definition.length = 255
     elif kind == "Email":
@@ -145,7 +158,8 @@ def metadata_for(definition: FieldDef) -> dict[str, Any]:
         metadata["defaultValue"] = "true" if definition.default_value else "false"
     if kind == "Picklist":
         metadata["valueSet"] = {"restricted": definition.restricted, "valueSetDefinition": {
-            "sorted": False, "value": [{"fullName": v, "default": False, "label": v} for v in definition.picklist]}}
+            "sorted": False, "value": [{"fullName": v, "default": False, "label": definition.picklist_labels.get(v, v)}
+                                      for v in definition.picklist]}}
     return metadata
 
 
@@ -201,7 +215,8 @@ def update_custom_field(store: Store, tooling_id: str, body: Any) -> None:
         if updated.type != definition.type:
             raise _integrity(f"Cannot change the type of {definition.name} from {definition.type} to {updated.type}",
                              ["type"])
-        for attribute in ("label", "length", "precision", "scale", "picklist", "restricted", "default_value",
+        for attribute in ("label", "length", "precision", "scale", "picklist", "picklist_labels", "restricted",
+                          "default_value",
                           "description", "inline_help", "nillable"):
             setattr(definition, attribute, getattr(updated, attribute))
         row = store.get(tooling_id)

@@ -149,7 +149,9 @@ def test_conflicting_fields_are_left_alone_and_missing_picklist_values_are_added
     score, clv, stage = (statuses[f"Contact.{n}"] for n in ("CLM_Lead_Score__c", "CLM_Clv__c", "CLM_Stage__c"))
     assert score.action == "conflict" and "'string'" in score.detail and "left unchanged" in score.detail
     assert clv.action == "conflict" and "'boolean'" in clv.detail
-    assert stage.action == "updated" and stage.detail == "added picklist values: customer"
+    # Its value labelled with its API name (as an earlier version created them) gets the readable label too.
+    assert stage.action == "updated" and stage.detail == ("added picklist values: customer; labelled picklist "
+                                                          "values: lead")
     assert {s.action for n, s in statuses.items() if n not in (score.crm_name, clv.crm_name, stage.crm_name)} == {
         "created"}
     # Left unchanged: same types, and no access granted on fields that are not ours.
@@ -164,7 +166,7 @@ def test_conflicting_fields_are_left_alone_and_missing_picklist_values_are_added
     assert stage_field is not None and stage_field.picklist == ["lead", "customer"]
     assert org.emulator.field_access("Contact", "CLM_Stage__c") == (True, True)
 
-    # A configuration with a new stage adds just that value (the field is visible now: describe tells).
+    # A configuration with a new stage adds just that value.
     more = [s.model_copy(update={"options": ("lead", "customer", "churned")}) if s.name == "stage" else s
             for s in SPECS]
     statuses = {s.crm_name: s for s in as_admin.ensure_fields(more)}
