@@ -72,6 +72,13 @@ class PredictiveResult:
     auc: float | None = None
     lift_top_decile: float | None = None
     brier: float | None = None
+    calibration: tuple[tuple[float, float, int], ...] = ()
+    """The hold-out in ten equal-count bins by calibrated probability: (mean probability, observed conversion
+    rate, contacts). On the hold-out the Platt scaling was fitted on, so it shows the calibration's shape, not an
+    independent test of it."""
+    gains: tuple[tuple[float, float], ...] = ()
+    """The lift chart as cumulative gains on the hold-out: (share of contacts, highest scores first; share of the
+    conversions among them), at each tenth. A random ranking is the diagonal."""
     features: tuple[str, ...] = ()
     top_coefficients: tuple[tuple[str, float], ...] = ()
     warnings: tuple[str, ...] = field(default_factory=tuple)
@@ -210,6 +217,7 @@ def predict_conversion(
     quality: dict[str, Any] = {
         **base, "holdout": len(holdout), "base_rate": float(labels.mean()), "auc": auc, "lift_top_decile": lift,
         "brier": brier, "features": names, "top_coefficients": _top_coefficients(model, names),
+        "calibration": _calibration_bins(p_holdout, labels[holdout]), "gains": _gains(raw_holdout, labels[holdout]),
     }
     if auc > 0.99:
         warnings.append(f"hold-out AUC {auc:.3f} is suspiciously high: check the features for outcome leakage")
@@ -384,6 +392,24 @@ def _platt(score: FloatArray, labels: npt.NDArray[np.int64]) -> tuple[Any, float
         return np.asarray(1.0 / (1.0 + np.exp(-(slope * raw + intercept))), dtype=np.float64)
 
     return calibrate, slope
+
+
+def _calibration_bins(probability: FloatArray, labels: npt.NDArray[np.int64],
+                      bins: int = 10) -> tuple[tuple[float, float, int], ...]:
+    """Equal-count bins of the sorted probabilities: (mean probability, observed rate, size) each."""
+    order = np.argsort(probability, kind="stable")
+    return tuple((float(probability[rows].mean()), float(labels[rows].mean()), len(rows))
+                 for rows in np.array_split(order, min(bins, len(order))) if len(rows))
+
+
+def _gains(score: FloatArray, labels: npt.NDArray[np.int64], steps: int = 10) -> tuple[tuple[float, float], ...]:
+    """Cumulative gains: the share of positives among the top k/steps of the scores, k = 0..steps."""
+    total = int(labels.sum())
+    if total == 0 or not len(labels):
+        return ()
+    captured = np.concatenate([[0], np.cumsum(labels[np.argsort(-score, kind="stable")])])
+    cuts = [round(len(labels) * k / steps) for k in range(steps + 1)]
+    return tuple((k / steps, float(captured[cut] / total)) for k, cut in enumerate(cuts))
 
 
 def _lift_top_decile(score: FloatArray, labels: npt.NDArray[np.int64]) -> float | None:

@@ -63,6 +63,25 @@ def test_learns_a_real_signal_and_reports_its_quality() -> None:
     assert result.brier is not None and result.brier < base * (1 - base)
 
 
+def test_the_calibration_curve_and_the_lift_chart_of_the_hold_out() -> None:
+    contacts, deals = world()
+    result = run(PredictiveConfig(enabled=True, features=["signal", "noise", "segment"]), contacts, deals)
+    assert result.status == "ok", result.reason
+    bins = result.calibration
+    assert len(bins) == 10 and sum(n for _, _, n in bins) == result.holdout
+    predicted, observed = np.array([b[0] for b in bins]), np.array([b[1] for b in bins])
+    assert np.all(np.diff(predicted) > 0), "bins ordered by probability"
+    # Calibrated: each bin's observed rate near its mean probability (binomial noise on ~hold-out/10 contacts).
+    size = result.holdout / 10
+    assert np.all(np.abs(observed - predicted) < 4 * np.sqrt(predicted * (1 - predicted) / size) + 0.02)
+    gains = result.gains
+    assert gains[0] == (0.0, 0.0) and gains[-1] == (1.0, 1.0) and len(gains) == 11
+    shares = np.array([g[1] for g in gains])
+    assert np.all(np.diff(shares) >= 0) and shares[1] > 0.1 * 2, "a real signal: the top tenth holds > 2x its share"
+    assert result.lift_top_decile == pytest.approx(shares[1] / 0.1, rel=0.05)
+    assert result.to_dict()["gains"] == result.gains
+
+
 def test_same_input_same_scores() -> None:
     contacts, deals = world(seed=3)
     config = PredictiveConfig(enabled=True, features=["signal", "segment"], seed=5)
