@@ -8,7 +8,7 @@ PY=.venv/bin/python
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 [ -x .venv-bench/bin/python ] || bash bench/setup_bench_env.sh || echo "lifetimes comparison will be skipped"
 status=0
-for bench in clv engine reasons sandbox_hubspot sandbox_salesforce sync_hubspot sync_salesforce; do
+for bench in clv clv_pareto engine reasons sandbox_hubspot sandbox_salesforce sync_hubspot sync_salesforce; do
   if [ -f "bench/$bench.py" ]; then
     echo "=== bench/$bench.py"
     "$PY" "bench/$bench.py" || status=1

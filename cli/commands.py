@@ -92,12 +92,13 @@ def check(config_path: Path, as_json: bool) -> None:
                       "fix": exc.hint or ""})
         # A variable that is not set is a usage error (exit 2), as the command would be for every other command.
         exit_code = max(exit_code, exc.exit_code)
+    state_check = "state file" if config.sync.state_url is None else "state store"
     try:
         state = wiring.open_state(config)
-        lines.append({"name": "state file", "ok": True, "detail": state.location, "fix": ""})
+        lines.append({"name": state_check, "ok": True, "detail": state.location, "fix": ""})
         state.close()
     except ClmError as exc:
-        lines.append({"name": "state file", "ok": False, "detail": exc.message, "fix": exc.hint or ""})
+        lines.append({"name": state_check, "ok": False, "detail": exc.message, "fix": exc.hint or ""})
     from sync.alerts import check as alert_checks
 
     lines.extend(alert_checks(config))  # variables set and URLs well formed; `clm alerts test` sends

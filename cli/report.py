@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli import charts
+from cli.model_charts import model_fit_charts
 from cli.output import literal
 from core.metrics import Snapshot, compare
 from sync.state import RunRecord
@@ -17,8 +18,8 @@ from sync.state import RunRecord
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1360px;color:#111}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:16px;margin:28px 0 8px} .muted{color:#666;font-size:13px}
-.kpis{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
-.kpi{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:140px}
+.kpis{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:16px 0}
+.kpi{border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px}
 .kpi b{display:block;font-size:20px}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(660px,1fr));gap:8px}
 section{border:1px solid #eee;border-radius:8px;padding:8px 12px}
@@ -106,7 +107,8 @@ def render_html(run: RunRecord, before: RunRecord | None = None) -> str:
     metrics = run.metrics or {}
     kpis = "".join(f'<div class="kpi"><span class="muted">{escape(k)}</span><b>{escape(v)}</b></div>'
                    for k, v in _kpis(metrics))
-    charts_html = "".join(f"<section>{svg}</section>" for svg in _sections(metrics))
+    charts_html = "".join(f"<section>{svg}</section>" for svg in
+                          [*_sections(metrics), *model_fit_charts(run.summary.get("diagnostics"))])
     comparison = _comparison_html(before, run) if before is not None else ""
     summary = run.summary
     return (

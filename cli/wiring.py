@@ -9,8 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from connectors.base import Connector
 from core.config import ClmConfig, load_config, state_path_for
+from core.errors import StateError
 from sync.runner import Progress, SyncRunner, output_specs
-from sync.state import SQLiteState
+from sync.state import SQLiteState, StateStore
 
 
 def load(path: Path) -> ClmConfig:
@@ -96,9 +97,22 @@ def build_connector(config: ClmConfig, *, token: str | None = None, **sandbox: A
                                owned_fields=specs, enum_options=options, **sandbox)
 
 
-def open_state(config: ClmConfig) -> SQLiteState:
-    """The state store of this configuration's CRM connection."""
-    return SQLiteState(config.sync.state_path, connection_id(config))
+def open_state(config: ClmConfig) -> StateStore:
+    """The state store of this configuration's CRM connection: the SQLite file at ``sync.state_path``, or the
+    PostgreSQL database at ``sync.state_url`` shared with other jobs (each keyed by its connection id)."""
+    sync = config.sync
+    if sync.state_url is None:
+        return SQLiteState(sync.state_path, connection_id(config))
+    try:
+        # Only a PostgreSQL user needs psycopg: it is an optional extra, imported when configured.
+        from sync.state_postgres import PostgresState
+    except ImportError:
+        raise StateError("sync.state_url names a PostgreSQL state store, but psycopg is not installed",
+                         hint="pip install 'crm-lifecycle[postgres]' (or remove sync.state_url to use the SQLite "
+                              "state file)") from None
+    password = os.environ.get(sync.state_password_env) if sync.state_password_env else None
+    return PostgresState(sync.state_url, connection_id(config), password=password or None,
+                         password_env=sync.state_password_env)
 
 
 def build_runner(config: ClmConfig, connector: Connector, progress: Progress | None = None) -> SyncRunner:

@@ -703,11 +703,38 @@ class SyncConfig(_Strict):
     """How the sync writes back."""
 
     state_path: Path = Path(".clm/state.db")
+    # A shared PostgreSQL database instead of the file, for fleets of jobs (sync.state_postgres); the password
+    # comes from the variable named by state_password_env, never from this file.
+    state_url: str | None = None
+    state_password_env: str | None = "CLM_STATE_PASSWORD"
     on_conflict: Literal["overwrite", "skip", "report"] = "report"
     # Above one half, a real change (a CLV halving) would go unwritten: a larger value is a typo, not a policy.
     numeric_tolerance: float = Field(0.005, ge=0.0, le=0.5,
                                      description="relative change below which no write is made")
     write_fields: list[str] | None = None
+
+    @field_validator("state_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError:
+            raise ValueError("state_url is not a URL — give e.g. \"postgresql://clm@db.internal/clm\"") from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("state_url must be a PostgreSQL URL, e.g. \"postgresql://clm@db.internal/clm\" (for "
+                             "the SQLite file, remove state_url and set state_path)")
+        if ":" in parts.netloc.rpartition("@")[0] or "password=" in parts.query.lower():
+            raise ValueError("state_url holds a password (value not shown) — remove it and put the password in the "
+                             "environment variable named by state_password_env (default CLM_STATE_PASSWORD); "
+                             "change the password if the file was shared")
+        return value.strip()
+
+    @field_validator("state_password_env")
+    @classmethod
+    def _password_env_name(cls, value: str | None) -> str | None:
+        return _env_name(value, "state_password_env")
 
     @field_validator("write_fields")
     @classmethod

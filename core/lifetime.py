@@ -204,6 +204,8 @@ def _choose_by_holdout(customer: np.ndarray, time: FloatArray, amount: FloatArra
                    for s in report.scores},
         "table": report.table(),
         "tracking": report.tracking.to_dict() if report.tracking is not None else None,
+        "by_frequency": [{"x": row.label, "customers": row.customers, "actual": row.actual,
+                          "predicted": row.predicted} for row in report.by_frequency],
     }
     if report.chosen is None:
         notes.append("clv.model = auto: no model could be fitted on the first half of the history; used BG/NBD")

@@ -1,7 +1,8 @@
 """The PostgreSQL state store, for fleets: several scheduled jobs (one per CRM portal or region) share one database.
 
-Selected by ``sync.state_url = "postgresql://user@host/db"``; the password comes from ``CLM_STATE_PASSWORD`` (or
-libpq's own ``PGPASSWORD`` / ``~/.pgpass``), never from the file. It implements :class:`sync.state.StateStore` with
+Selected by ``sync.state_url = "postgresql://user@host/db"``; the password comes from the variable named by
+``sync.state_password_env`` (``CLM_STATE_PASSWORD`` by default), else libpq's own ``PGPASSWORD`` / ``~/.pgpass``,
+never from the file. It implements :class:`sync.state.StateStore` with
 the same meaning as :class:`sync.state.SQLiteState`, method for method.
 
 One schema (``clm``) holds every job's rows; every table is keyed by ``connection_id`` first, and every statement
@@ -33,7 +34,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -104,9 +105,13 @@ _SCHEMA_LOCK = _key("crm-lifecycle schema")
 
 
 def location(url: str) -> str:
-    """``url`` without credentials or query (libpq options such as a password may sit there): safe to print."""
+    """``url`` without user, password or libpq options (a password may sit in the query): safe to print. Only
+    the ``host``/``port`` options, which may name a Unix socket folder instead of the netloc, are kept."""
     parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    where = [(k, v) for k, v in parse_qsl(parts.query) if k in ("host", "port")]
+    query = urlencode(where, safe="/")
+    # Written out, not urlunsplit: that drops the "//" of an empty host (postgresql:///db is libpq's local server).
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}" + (f"?{query}" if query else "")
 
 
 def _text(value: Any) -> str:
@@ -172,7 +177,8 @@ def _stops_on_storage_errors(cls: type[_S]) -> type[_S]:
     return cls
 
 
-def connect(url: str, password: str | None, where: str) -> psycopg.Connection[Any]:
+def connect(url: str, password: str | None, where: str, password_env: str | None = _PASSWORD_ENV
+            ) -> psycopg.Connection[Any]:
     """An autocommit connection to the state database (transactions are explicit), or a StateError saying why
     not. ``password`` None leaves libpq to its own ``PGPASSWORD`` and ``~/.pgpass``."""
     options: dict[str, Any] = {"autocommit": True, "application_name": "crm-lifecycle"}
@@ -185,8 +191,8 @@ def connect(url: str, password: str | None, where: str) -> psycopg.Connection[An
         detail = str(exc).strip().replace("\n", " ")
         hint = "check sync.state_url and that the server is up and reachable from here"
         if "password" in detail.lower():
-            hint = (f"set {_PASSWORD_ENV} to the database user's password (or use PGPASSWORD or ~/.pgpass); it is "
-                    "never read from the configuration file")
+            hint = (f"set {password_env or 'PGPASSWORD'} to the database user's password (or use PGPASSWORD or "
+                    "~/.pgpass); it is never read from the configuration file")
         raise StateError(f"cannot connect to the PostgreSQL state store {where} ({detail})", hint=hint) from None
 
 
@@ -198,13 +204,15 @@ class PostgresState:
     :class:`sync.state.SQLiteState`.
     """
 
-    def __init__(self, url: str, connection_id: str, *, password: str | None = None) -> None:
+    def __init__(self, url: str, connection_id: str, *, password: str | None = None,
+                 password_env: str | None = _PASSWORD_ENV) -> None:
         self.url = url
+        self._password_env = password_env
         self.location = location(url)
         self.connection_id = connection_id
         self._password = password
         self._failure: StateError | None = None
-        self.db = connect(url, password, self.location)
+        self.db = connect(url, password, self.location, password_env)
         try:
             self._migrate()
         except psycopg.Error as exc:
@@ -237,7 +245,7 @@ class PostgresState:
 
     def run_lock(self) -> PostgresRunLock:
         """The run lock of this connection id: ``with state.run_lock():`` around a run."""
-        return PostgresRunLock(self.url, self._password, self.connection_id, self.location)
+        return PostgresRunLock(self.url, self._password, self.connection_id, self.location, self._password_env)
 
     @contextmanager
     def _batch(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -773,13 +781,15 @@ class PostgresRunLock:
     holds the lock: the server does.
     """
 
-    def __init__(self, url: str, password: str | None, connection_id: str, where: str) -> None:
+    def __init__(self, url: str, password: str | None, connection_id: str, where: str,
+                 password_env: str | None = _PASSWORD_ENV) -> None:
         self.url, self._password, self.connection_id, self.where = url, password, connection_id, where
+        self._password_env = password_env
         self.recovered_from: dict[str, object] | None = None
         self._db: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> PostgresRunLock:
-        db = connect(self.url, self._password, self.where)
+        db = connect(self.url, self._password, self.where, self._password_env)
         try:
             [(took,)] = db.execute("SELECT pg_try_advisory_lock(%s)", (_key(f"clm run:{self.connection_id}"),))
             if not took:

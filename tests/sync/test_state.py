@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 from core.errors import StateError
 from core.models import Contact, Deal, DealStatus
 from sync.lock import RunLock
-from sync.state import SQLiteState
+from sync.state import SQLiteState, StateStore
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -46,8 +46,8 @@ def test_state_belongs_to_one_connection(tmp_path: Path) -> None:
         SQLiteState(tmp_path / "s.db", "hubspot:b")
 
 
-def test_full_pull_drops_records_that_are_gone(tmp_path: Path) -> None:
-    state = SQLiteState(tmp_path / "s.db", "x")
+def test_full_pull_drops_records_that_are_gone(make_store: Callable[..., StateStore]) -> None:
+    state = make_store()
     deal = Deal(id="d1", amount=5.0, status=DealStatus.WON, created_at=T, closed_at=T, contact_ids=("1",))
     state.apply_page([contact("1"), contact("2")], [deal], [], [], {}, {})
     state.start_full_pull()
@@ -56,10 +56,12 @@ def test_full_pull_drops_records_that_are_gone(tmp_path: Path) -> None:
     assert [c.id for c in state.contacts()] == ["1"] and state.deals() == []
 
 
-def test_a_failed_page_changes_nothing(tmp_path: Path) -> None:
-    state = SQLiteState(tmp_path / "s.db", "x")
-    with pytest.raises(sqlite3.ProgrammingError):
+def test_a_failed_page_changes_nothing(make_store: Callable[..., StateStore]) -> None:
+    state = make_store()
+    # A value the driver cannot send is our bug: sqlite3's or psycopg's ProgrammingError, not a storage error.
+    with pytest.raises(Exception) as raised:
         state.apply_page([contact("1")], [], [], [], {"contacts": object()}, {})  # type: ignore[dict-item]
+    assert type(raised.value).__name__ == "ProgrammingError"
     assert state.contacts() == [] and state.cursor() == {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from core.fields import OUTPUT_FIELDS
 from core.models import Contact
 from sync import planner
 from sync.planner import make_plan
-from sync.state import SQLiteState
+from sync.state import SQLiteState, StateStore
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 OWNED = {"clm_stage": "stage", "clm_lead_score": "lead_score"}
@@ -26,8 +27,8 @@ def contact(i: str, updated: float = 0.0, **props: object) -> Contact:
                    properties=props)  # type: ignore[arg-type]
 
 
-def test_settling_merges_each_records_values_in_one_row(tmp_path: Path) -> None:
-    state = SQLiteState(tmp_path / "s.db", "x")
+def test_settling_merges_each_records_values_in_one_row(make_store: Callable[..., StateStore]) -> None:
+    state = make_store()
     state.apply_page([contact("1"), contact("2")], [], [], [], {}, OWNED)
     state.save_plan(1, [("1", {"stage": "lead", "lead_score": 40.0}), ("2", {"stage": "customer"})])
     written = {"1": {"stage": "lead", "lead_score": 40.0}, "2": {"stage": "customer"}}
@@ -42,7 +43,8 @@ def test_settling_merges_each_records_values_in_one_row(tmp_path: Path) -> None:
     assert state.owned_values() == {"1": {"stage": "lead", "lead_score": 55.0, "computed_at": T.isoformat()},
                                     "2": {"stage": "customer"}}
     assert state.in_flight() == {}
-    assert state.db.execute("SELECT COUNT(*) FROM written_values").fetchone()[0] == 2
+    table = "written_values" if isinstance(state, SQLiteState) else "clm.written_values"
+    assert state.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 2  # type: ignore[attr-defined]
 
 
 def test_a_version_1_state_file_keeps_what_it_wrote(tmp_path: Path) -> None:
@@ -102,8 +104,9 @@ def test_the_column_prefilter_plans_exactly_what_the_record_by_record_diff_does(
     assert fast.already_current == slow.already_current
 
 
-def test_a_record_whose_only_change_is_our_own_write_is_not_new_data(tmp_path: Path) -> None:
-    state = SQLiteState(tmp_path / "s.db", "x")
+def test_a_record_whose_only_change_is_our_own_write_is_not_new_data(
+        make_store: Callable[..., StateStore]) -> None:
+    state = make_store()
     owned = {**OWNED, "clm_stage_since": "stage_since"}
     state.apply_page([contact("1", jobtitle="CEO"), contact("2", jobtitle="CTO")], [], [], [], {}, owned, {"jobtitle"})
     ours = {"stage": "lead", "lead_score": 40.5, "stage_since": T.isoformat()}
@@ -116,20 +119,21 @@ def test_a_record_whose_only_change_is_our_own_write_is_not_new_data(tmp_path: P
                             {"contacts": "9"}, owned, {"jobtitle"}) == (1, 0)
     assert state.owned_values()["1"] == ours, "not stored again"
     assert state.owned_values()["2"]["lead_score"] == "12"
-    assert [r for r in state.db.execute("SELECT seen FROM contacts ORDER BY id")] == [(1,), (1,)]
+    table = "contacts" if isinstance(state, SQLiteState) else "clm.contacts"
+    assert [r for r in state.db.execute(f"SELECT seen FROM {table} ORDER BY id")] == [(1,), (1,)]  # type: ignore[attr-defined]
     # A changed property is new data even when our fields are as we wrote them.
     assert state.apply_page([contact("1", updated=90, **{**echo, "jobtitle": "CFO"})], [], [], [], {}, owned,
                             {"jobtitle"}) == (1, 0)
 
 
-def test_the_columnar_read_enriches_exactly_as_the_records_do(tmp_path: Path) -> None:
+def test_the_columnar_read_enriches_exactly_as_the_records_do(make_store: Callable[..., StateStore]) -> None:
     from connectors.sandbox.generator import generate
     from core.config import ClmConfig
     from core.engine import enrich
 
     data = generate(400, seed=5)
     config = ClmConfig()
-    state = SQLiteState(tmp_path / "s.db", "x")
+    state = make_store()
     keep = set(config.data.contact_properties) | set(config.data.deal_properties)
     state.apply_page(data.contact_records(), data.deal_records(), [], [], {}, {}, keep)
     by_rows = enrich(state.contact_rows(config.data.contact_properties),

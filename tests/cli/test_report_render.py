@@ -1,0 +1,71 @@
+"""The report page as a browser lays it out (issue 16): no text label drawn over another, and every chart has
+axis ticks. Headless Chromium renders the page with a measuring script appended to a copy (the report itself
+has no scripts); the script writes what it found into the DOM, which ``--dump-dom`` returns."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CLM = "from cli.main import main; main()"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1400,1900"]
+
+# Boxes of every SVG text in each chart, and of each KPI tile; pairs that intersect by more than a pixel either
+# way are overlaps. Charts without at least two ticks (`.tick` groups) are listed too.
+MEASURE = """<script>
+const out = {overlaps: [], untickedCharts: [], charts: 0, kpiRows: 0};
+const hit = (a, b) => Math.min(a.right, b.right) - Math.max(a.left, b.left) > 1 &&
+                      Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top) > 1;
+for (const svg of document.querySelectorAll('svg.chart')) {
+  out.charts++;
+  const title = svg.getAttribute('aria-label');
+  if (svg.querySelectorAll('.tick').length < 2) out.untickedCharts.push(title);
+  const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim());
+  const boxes = texts.map(t => t.getBoundingClientRect());
+  for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++)
+    if (hit(boxes[i], boxes[j])) out.overlaps.push([title, texts[i].textContent, texts[j].textContent]);
+}
+out.kpiRows = new Set([...document.querySelectorAll('.kpi')].map(k => Math.round(k.getBoundingClientRect().top))).size;
+const pre = document.createElement('pre'); pre.id = 'measured'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+def measure(page: Path, tmp_path: Path, shot: Path) -> dict[str, object]:
+    assert CHROMIUM is not None
+    probe = tmp_path / f"probe-{page.name}"
+    probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    profile = f"--user-data-dir={tmp_path / 'profile'}"
+    dom = subprocess.run([CHROMIUM, *FLAGS, profile, "--dump-dom", probe.as_uri()], capture_output=True,
+                         text=True, timeout=90)
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom.stdout)
+    assert found, dom.stderr[-2000:]
+    shot.parent.mkdir(exist_ok=True)
+    subprocess.run([CHROMIUM, *FLAGS, profile, f"--screenshot={shot}", page.as_uri()], capture_output=True,
+                   timeout=90)
+    result: dict[str, object] = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")
+                                          .replace("&lt;", "<").replace("&gt;", ">"))
+    return result
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
+def test_single_run_report_has_no_overlapping_labels_and_ticks_on_every_chart(tmp_path: Path) -> None:
+    html = tmp_path / "report.html"
+    done = subprocess.run([sys.executable, "-c", CLM, "demo", "--contacts", "800", "--report", str(html)],
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = measure(html, tmp_path, REPO / "docs" / "report.png")
+    assert found["charts"] >= 7  # type: ignore[operator]
+    assert found["untickedCharts"] == [], "every chart has axis ticks"
+    assert found["overlaps"] == [], "no text label drawn over another"
+    assert found["kpiRows"] == 1, "the KPI tiles sit on one row"
