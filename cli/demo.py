@@ -22,7 +22,7 @@ from cli.commands import config_option, progress_bars, show_summary
 from cli.group import cli
 from cli.main import starter_config
 from cli.output import console, emit_json, handles_errors, json_option, literal, say, styled
-from cli.report import comparison, print_comparison, print_terminal, render_html
+from cli.report import comparison, print_comparison, print_terminal, render_html, stage_flow
 from connectors.base import Connector
 from core.config import ClmConfig, parse_config
 from core.errors import UsageError
@@ -37,6 +37,16 @@ def demo_config(base_url: str, state_path: Path) -> ClmConfig:
     raw["hubspot"].update({"base_url": base_url, "requests_per_10s": 190, "daily_limit": 625_000})
     raw["sync"]["state_path"] = str(state_path)
     return parse_config(raw, "demo")
+
+
+def engagebay_demo_config(base_url: str, state_path: Path, requests_per_minute: int = 2_900) -> ClmConfig:
+    """The starter EngageBay configuration pointed at a sandbox (whose generated data it names as an account
+    would: ``connectors.sandbox.engagebay.store.seed_name``)."""
+    raw: dict[str, Any] = tomllib.loads(starter_config("engagebay"))
+    raw["engagebay"].update({"base_url": base_url, "requests_per_minute": requests_per_minute,
+                             "max_concurrency": 8})
+    raw["sync"]["state_path"] = str(state_path)
+    return parse_config(raw, "engagebay demo")
 
 
 #: Where the starter configuration names contact and deal properties (scoring rules, predictive features,
@@ -77,8 +87,8 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
 
 
 @cli.command()
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce"]), default="hubspot", show_default=True,
-              help="Which sandbox CRM to sync with.")
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "engagebay"]), default="hubspot",
+              show_default=True, help="Which sandbox CRM to sync with.")
 @click.option("--contacts", "size", default=5000, show_default=True, help="How many contacts to generate.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated data: the same seed, the same data.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), default=Path("clm-demo-report.html"),
@@ -90,8 +100,8 @@ def salesforce_demo_config(state_path: Path, contact_fields: Mapping[str, str], 
 def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None, as_json: bool) -> None:
     """Run a real sync against a built-in sandbox CRM: no account needed.
 
-    Starts the sandbox (HubSpot, or Salesforce over TLS) in-process, seeds it with generated contacts and deals,
-    creates our fields, syncs through the connector (the official client, real HTTP, the CRM's limits), shows
+    Starts the sandbox (HubSpot, EngageBay, or Salesforce over TLS) in-process, seeds it with generated contacts
+    and deals, creates our fields, syncs through the connector (the official client, real HTTP, the CRM's limits), shows
     what it wrote, syncs again to show that nothing changes, and writes the HTML report.
     """
     from connectors.sandbox.generator import generate
@@ -133,6 +143,9 @@ def demo(crm: str, size: int, seed: int, report_path: Path, workdir: Path | None
             temp.cleanup()
 
 
+#: The demo's EngageBay sandbox answers 429 above this many requests a minute (the connector paces just below).
+DEMO_ENGAGEBAY_LIMIT = 3_000
+
 CrmValue = Callable[[str, str], Any]
 """The value a sandbox CRM holds now for (record id, our logical field name)."""
 
@@ -161,6 +174,25 @@ def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
             yield config, connector, connector, hubspot_value
         finally:
             server.stop()
+        return
+    if crm == "engagebay":
+        from connectors.sandbox.engagebay import EngageBayEmulator, start_engagebay_sandbox
+
+        eb_server, account = start_engagebay_sandbox(data.contact_records(), data.deal_records(),
+                                                     emulator=EngageBayEmulator(rate_limit=DEMO_ENGAGEBAY_LIMIT))
+        try:
+            say(f"EngageBay sandbox at {eb_server.url}: {account.count('contacts'):,} contacts, "
+                f"{account.count('deals'):,} deals ({DEMO_ENGAGEBAY_LIMIT:,} requests / minute: EngageBay "
+                "publishes no limit; one call per contact written, as its API has no batch update)")
+            config = engagebay_demo_config(eb_server.url, root / "state.db")
+            eb_connector = wiring.build_connector(config, token=account.api_key)
+
+            def engagebay_value(record_id: str, name: str) -> Any:
+                return account.value(record_id, eb_connector.crm_field_name(name))
+
+            yield config, eb_connector, eb_connector, engagebay_value
+        finally:
+            eb_server.stop()
         return
     from connectors.sandbox.generator import DEAL_PROPERTY_TYPES
     from connectors.sandbox.salesforce import SalesforceEmulator, client_session, start_salesforce_sandbox
@@ -226,8 +258,14 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
         exports.check_writable(html_path)  # before looking up runs, so a bad path is told first
     state = wiring.open_state(config)
     before: RunRecord | None = None
+    moves = None
     if compare_ids:
+        if compare_ids[0] >= compare_ids[1]:
+            raise UsageError(f"--compare takes the earlier run first (before, after), got {compare_ids[0]} "
+                             f"then {compare_ids[1]}", hint=f"clm report --compare {min(compare_ids)} "
+                             f"{max(compare_ids)}")
         before, run = state.run(compare_ids[0]), state.run(compare_ids[1])
+        moves = state.stage_moves(before.id, run.id)
     elif run_id is not None:
         run = state.run(run_id)
     else:
@@ -236,16 +274,17 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
             raise UsageError("no run with metrics yet", hint="run `clm sync` (or `clm sync --dry-run`) first")
         run = runs[0]
     if html_path:
-        exports.write_text(html_path, render_html(run, before))
+        exports.write_text(html_path, render_html(run, before, moves))
     if as_json:
         payload: dict[str, Any] = {"run": run.id, "metrics": run.metrics, "html": str(html_path) if html_path else None}
         if before is not None:
-            payload["compare"] = {"before": before.id, "after": run.id, "changes": comparison(before, run)}
+            payload["compare"] = {"before": before.id, "after": run.id, "changes": comparison(before, run),
+                                  "flow": stage_flow(run, moves or [])}
         emit_json(payload)
     else:
         print_terminal(run, console)
         if before is not None:
-            print_comparison(before, run, console)
+            print_comparison(before, run, console, moves)
         if html_path:
             say(f"wrote {html_path}")
 
@@ -256,12 +295,13 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "both"]), default="hubspot", show_default=True,
-              help="Which CRM to emulate (both: two servers side by side).")
+@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "engagebay", "both"]), default="hubspot",
+              show_default=True, help="Which CRM to emulate (both: HubSpot and Salesforce side by side).")
 @click.option("--contacts", "size", default=5000, show_default=True, help="How many contacts to generate.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated data: the same seed, the same data.")
 @click.option("--cdnow", is_flag=True, help="Seed with the real CDNOW purchases instead of generated data.")
-@click.option("--rate-limit/--no-rate-limit", default=True, show_default=True, help="Enforce HubSpot's limits.")
+@click.option("--rate-limit/--no-rate-limit", default=True, show_default=True,
+              help="Enforce HubSpot's limits (EngageBay: 429 above 300 requests a minute).")
 @click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".clm/sandbox"),
               show_default=True, help="Certificates and the HubSpot sandbox's saved data.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None,
@@ -348,6 +388,22 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         # That user has no setup rights, as a real integration user: our fields are an admin's one-time step.
         echo(f"  first, as the org's admin: SF_ACCESS_TOKEN='{info['admin_session_id']}' clm fields ensure "
                    f"--assign-to {info['username']}")
+    if crm == "engagebay":
+        from connectors.sandbox.engagebay import EngageBayEmulator, start_engagebay_sandbox
+        from connectors.sandbox.engagebay import connection_info as engagebay_info
+
+        try:
+            eb_server, eb_emulator = start_engagebay_sandbox(
+                contacts, deals, emulator=EngageBayEmulator(rate_limit=300 if rate_limit else None), port=port or 0)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                             hint="another sandbox may be running there; stop it, or pass --port") from None
+        servers.append(eb_server)
+        info = engagebay_info(eb_server, eb_emulator)
+        document["engagebay"] = info
+        echo(f"EngageBay sandbox: {info['base_url']} (its data lives in memory: a restart starts afresh)\n"
+             f"  export ENGAGEBAY_API_KEY={info['api_key']}\n"
+             f"  in clm.toml: [engagebay] base_url = \"{info['base_url']}\"")
     if as_json:
         emit_json(document)
         sys.stdout.flush()

@@ -14,25 +14,28 @@ from core.config import load_config
 from core.errors import UsageError
 from sync.exports import cannot_write
 
+#: The CRMs ``clm init`` writes a starter configuration for.
+CRMS = ["hubspot", "salesforce", "engagebay", "files"]
+
 
 def starter_config(crm: str) -> str:
-    """The commented starter configuration for a CRM (``hubspot``, ``salesforce`` or ``files``)."""
+    """The commented starter configuration for a CRM (``hubspot``, ``salesforce``, ``engagebay`` or ``files``)."""
     return resources.files("cli").joinpath("templates", f"{crm}.toml").read_text(encoding="utf-8")
 
 
 @cli.command()
-@click.option("--crm", type=click.Choice(["hubspot", "salesforce", "files"]), help="Which CRM to configure.")
+@click.option("--crm", type=click.Choice(CRMS), help="Which CRM to configure.")
 @click.option("--path", "path", type=click.Path(path_type=Path), default=Path("clm.toml"), show_default=True,
               help="Where to write the configuration.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @json_option
 @handles_errors
 def init(crm: str | None, path: Path, force: bool, as_json: bool) -> None:
-    """Write a commented starter clm.toml for HubSpot or Salesforce."""
+    """Write a commented starter clm.toml for HubSpot, Salesforce, EngageBay or exported files."""
     if crm is None:
         if not sys.stdin.isatty() or as_json:
             raise UsageError("--crm is required when not running interactively", hint="clm init --crm hubspot")
-        crm = click.prompt("Which CRM?", type=click.Choice(["hubspot", "salesforce", "files"]), default="hubspot")
+        crm = click.prompt("Which CRM?", type=click.Choice(CRMS), default="hubspot")
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or --path to write elsewhere")
     try:
@@ -47,7 +50,7 @@ def init(crm: str | None, path: Path, force: bool, as_json: bool) -> None:
     if crm == "files":
         say(f"wrote {path} for exported files. Next: point [files] at your exports, then `clm check`.")
         return
-    env = "HUBSPOT_TOKEN" if crm == "hubspot" else "SF_INSTANCE_URL and SF_ACCESS_TOKEN"
+    env = {"hubspot": "HUBSPOT_TOKEN", "engagebay": "ENGAGEBAY_API_KEY"}.get(crm, "SF_INSTANCE_URL and SF_ACCESS_TOKEN")
     say(f"wrote {path} for {crm}. Next: export {env}, then `clm check`.")
 
 

@@ -5,27 +5,15 @@ chart. Each takes the run's diagnostics as stored (JSON) and returns nothing whe
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from cli.charts import PALETTE, WIDTH, columns
+from cli.charts import PALETTE, WIDTH, columns, ticks
 
 HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 280, 62, 16, 30, 48
 LABELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
 ACTUAL = "#111827"
-
-
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (1, 2 or 5 times a power of ten apart)."""
-    if not high > low:
-        return [low]
-    raw = (high - low) / count
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.ceil(low / step) * step
-    return [round(first + i * step, 10) for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
 def _label(value: float) -> str:
@@ -54,11 +42,11 @@ def lines(series: Sequence[tuple[str, Sequence[tuple[float, float]], str]], titl
 
     parts = [f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#999"/>',
              f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#999"/>']
-    for x in _ticks(x0, x1):
+    for x in ticks(x0, x1):
         parts.append(f'<g class="tick x"><line x1="{px(x):.1f}" y1="{TOP + plot_h}" x2="{px(x):.1f}" '
                      f'y2="{TOP + plot_h + 4}" stroke="#999"/><text x="{px(x):.1f}" y="{TOP + plot_h + 16}" '
                      f'font-size="10" text-anchor="middle">{_label(x)}</text></g>')
-    for y in _ticks(y0, y1):
+    for y in ticks(y0, y1):
         parts.append(f'<g class="tick y"><line x1="{LEFT - 4}" y1="{py(y):.1f}" x2="{LEFT}" y2="{py(y):.1f}" '
                      f'stroke="#999"/><line x1="{LEFT}" y1="{py(y):.1f}" x2="{LEFT + plot_w}" y2="{py(y):.1f}" '
                      f'stroke="#f1f1f1"/><text x="{LEFT - 7}" y="{py(y) + 3:.1f}" font-size="10" '

@@ -40,6 +40,10 @@ def connection_id(config: ClmConfig) -> str:
     """Identifies the CRM account a state file belongs to (never contains a secret)."""
     if config.crm.kind == "hubspot":
         return f"hubspot:{without_credentials(config.hubspot.base_url)}"
+    if config.crm.kind == "engagebay":
+        assert config.engagebay is not None
+        # The REST API key names the account, but is a secret: its variable's name stands in for it.
+        return f"engagebay:{without_credentials(config.engagebay.base_url)}#{config.engagebay.api_key_env}"
     if config.crm.kind == "files":
         assert config.files is not None
         return f"files:{config.files.contacts or ''}|{config.files.deals or ''}"
@@ -68,8 +72,8 @@ def without_credentials(url: str) -> str:
 def build_connector(config: ClmConfig, *, token: str | None = None, **sandbox: Any) -> Connector:
     """The configured CRM's connector.
 
-    ``token`` (HubSpot) and ``sandbox`` (Salesforce: ``session``, ``instance_url``, ``session_id``) override the
-    environment, for the sandbox CRMs.
+    ``token`` (HubSpot's token or EngageBay's REST API key) and ``sandbox`` (Salesforce: ``session``,
+    ``instance_url``, ``session_id``) override the environment, for the sandbox CRMs.
     """
     specs = output_specs(config)
     contact_props, deal_props = needed_properties(config)
@@ -80,6 +84,11 @@ def build_connector(config: ClmConfig, *, token: str | None = None, **sandbox: A
 
         return HubSpotConnector(config.hubspot, contact_properties=contact_props, deal_properties=deal_props,
                                 owned_fields=specs, enum_options=options, token=token)
+    if config.crm.kind == "engagebay":
+        from connectors.engagebay import EngageBayConnector
+
+        assert config.engagebay is not None
+        return EngageBayConnector(config.engagebay, owned_fields=specs, api_key=token)
     if config.crm.kind == "files":
         from connectors.files import FilesConnector
         from core.models import FieldType

@@ -130,6 +130,14 @@ class DescribesProperties(Protocol):
 
 
 @runtime_checkable
+class WritesOneByOne(Protocol):
+    """A connector whose CRM has no batch update (EngageBay): :meth:`Connector.write` makes one API call per
+    record, so a run's write calls are its records, not its batches."""
+
+    writes_one_record_per_call: bool
+
+
+@runtime_checkable
 class BulkWriter(Protocol):
     """A connector that can also write a large plan in few API calls (e.g. Salesforce Bulk API 2.0).
 

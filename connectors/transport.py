@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from core.errors import ConnectorError, DailyLimitReached
 
 T = TypeVar("T")
 U = TypeVar("U")
+#: How many times more attempts a throttled (429) call gets than one failing otherwise.
+THROTTLED_PATIENCE = 3
 
 
 class Transient(Exception):
@@ -227,6 +229,21 @@ class Transport:
             return exc.retry_after + backoff * 0.1
         return backoff
 
+    def _stopper(self) -> Callable[[RetryCallState], bool]:
+        """One call's stop rule. A 429 says "slow down", not "failing": throttled answers do not use up the
+        attempts other failures get, and a call keeps its place through a storm for THROTTLED_PATIENCE times
+        as many attempts in all (every thread pauses at each one, so the storm passes)."""
+        failures = 0
+
+        def stop(state: RetryCallState) -> bool:
+            nonlocal failures
+            exc = state.outcome.exception() if state.outcome else None
+            if not (isinstance(exc, Transient) and exc.throttled):
+                failures += 1
+            return failures >= self.attempts or state.attempt_number >= self.attempts * THROTTLED_PATIENCE
+
+        return stop
+
     def _count_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         with self._stats_lock:
@@ -243,7 +260,7 @@ class Transport:
         :class:`core.errors.ConnectorError` naming the operation).
         """
         retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
+            stop=self._stopper(),
             wait=self._wait,
             retry=retry_if_exception_type(Transient),
             before_sleep=self._count_retry,
@@ -265,7 +282,8 @@ class Transport:
             return self.call(request)
         except Transient as exc:
             raise ConnectorError(
-                f"{crm} {operation} failed after {self.attempts} attempts ({exc.reason})",
+                f"{crm} {operation} still throttled after {self.attempts * THROTTLED_PATIENCE} attempts"
+                if exc.throttled else f"{crm} {operation} failed after {self.attempts} attempts ({exc.reason})",
                 hint=f"{crm} or the network is failing; run again later, progress so far is kept",
             ) from exc
 

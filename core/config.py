@@ -502,7 +502,7 @@ class FilesConfig(_Strict):
 class CrmConfig(_Strict):
     """Which CRM this configuration syncs with."""
 
-    kind: Literal["hubspot", "salesforce", "files"] = "hubspot"
+    kind: Literal["hubspot", "salesforce", "engagebay", "files"] = "hubspot"
 
 
 # --- data and computation ------------------------------------------------------------------------------
@@ -879,6 +879,7 @@ class ClmConfig(_Strict):
     crm: CrmConfig = Field(default_factory=CrmConfig)
     hubspot: HubSpotConfig = Field(default_factory=HubSpotConfig)
     salesforce: SalesforceConfig | None = None
+    engagebay: EngageBayConfig | None = None
     files: FilesConfig | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     clv: ClvConfig = Field(default_factory=ClvConfig)
@@ -895,6 +896,9 @@ class ClmConfig(_Strict):
     def _consistent(self) -> ClmConfig:
         if self.crm.kind == "salesforce" and self.salesforce is None:
             raise ValueError("crm.kind = 'salesforce' needs a [salesforce] section")
+        if self.crm.kind == "engagebay" and self.engagebay is None:
+            raise ValueError("crm.kind = 'engagebay' needs an [engagebay] section (`clm init --crm engagebay` "
+                             "writes one)")
         if self.crm.kind == "files" and self.files is None:
             raise ValueError("crm.kind = 'files' needs a [files] section naming the exports, e.g. "
                              "deals = \"exports/deals.csv\"")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import BulkWriter, Connector, FieldAccess, FieldUpdate, WriteResult
+from connectors.base import BulkWriter, Connector, FieldAccess, FieldUpdate, WriteResult, WritesOneByOne
 from core.config import ClmConfig
 from core.errors import AuthError, ConnectorError, RateLimited, TimeBudgetReached, UsageError
 from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS
@@ -425,10 +425,11 @@ class SyncRunner:
         transport = getattr(self.connector, "transport", None)
         # A bulk job already runs server-side in parallel: one at a time keeps each chunk a checkpoint.
         mapper: Callable[..., Iterator[Any]] = transport.map if transport is not None and bulk is None else map
+        one_by_one = isinstance(self.connector, WritesOneByOne) and bulk is None
         done = 0
         for batch, results in mapper(send, budgeted()):
             self._settle(run_id, batch, results, summary)
-            summary.write_calls += 1
+            summary.write_calls += len(batch) if one_by_one else 1
             done += len(batch)
             self.progress("write", done, len(plan.writes))
             log.info("wrote batch: %s/%s records", done, len(plan.writes),

@@ -23,6 +23,8 @@ class EngageBayConnector:
     """Pulls contacts and deals from EngageBay and writes our ``clm_*`` custom fields back."""
 
     name = "engagebay"
+    #: EngageBay has no batch update (:mod:`connectors.engagebay.writer`).
+    writes_one_record_per_call = True
 
     def __init__(self, config: EngageBayConfig, *, owned_fields: Sequence[FieldSpec] = (),
                  api_key: str | None = None, transport: Transport | None = None, timeout: float = 30.0,
@@ -38,6 +40,16 @@ class EngageBayConnector:
         self.fields = Fields(self.client, self.crm_field_name)
         self.writer = Writer(self.client, {s.name: s for s in owned_fields}, self.crm_field_name,
                              config.batch_size, dates)
+
+    @property
+    def deadline(self) -> float | None:
+        """When waiting on the CRM gives up (:attr:`connectors.base.Connector.deadline`); kept by the transport,
+        which every wait (a 429 pause included) asks how long it may still take."""
+        return self.transport.deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self.transport.deadline = value
 
     @property
     def timeout(self) -> float:

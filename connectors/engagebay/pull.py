@@ -38,6 +38,7 @@ from typing import Any
 from connectors.base import Page
 from connectors.engagebay.client import EngageBayClient, dumps
 from connectors.engagebay.records import DateText, Tracks, add_contact, add_deal, seconds
+from connectors.paging import interleave
 from core.config import EngageBayConfig
 
 SWEPT_KEY = "swept"
@@ -78,8 +79,9 @@ class Puller:
         streams = [CONTACTS, *(f"deals:{track}" for track in self.tracks.ids)]
         entries = {stream: parse_entry(stored.get(stream)) for stream in streams}
         swept = _int(stored.get(SWEPT_KEY))
-        for stream in streams:
-            yield from self._stream(stream, entries[stream], run_start)
+        # Each stream has its own cursor chain: they are read side by side, pages handed over as they arrive.
+        concurrent = self.config.max_concurrency > 1
+        yield from interleave([self._stream(s, entries[s], run_start) for s in streams], concurrent)
         if swept is None and all(e is None or "since" not in e or "full" in e for e in entries.values()):
             # Every stream was listed in full (the first pull, perhaps over several runs): that was a sweep.
             started = min([int((e or {}).get("full", {}).get("started") or run_start) for e in entries.values()]
@@ -148,14 +150,18 @@ class Puller:
     def _sweep(self, run_start: int) -> Iterator[Page]:
         """Every live contact and deal (each page an upsert), then the ids for the mirror to drop the rest."""
         live: dict[str, set[str]] = {CONTACTS: set(), "deals": set()}
-        for stream in [CONTACTS, *(f"deals:{track}" for track in self.tracks.ids)]:
+
+        def listing(stream: str) -> Iterator[Page]:
             cursor: str | None = None
             while True:
                 records, cursor = self._list(stream, "created_time", cursor)
                 live[stream.partition(":")[0]].update(str(r.get("id")) for r in records)
                 yield self._page(stream, records)
                 if not cursor:
-                    break
+                    return
+
+        streams = [CONTACTS, *(f"deals:{track}" for track in self.tracks.ids)]
+        yield from interleave([listing(s) for s in streams], self.config.max_concurrency > 1)
         yield Page(live_contact_ids=sorted(live[CONTACTS]), live_deal_ids=sorted(live["deals"]),
                    cursor={SWEPT_KEY: str(run_start)})
 

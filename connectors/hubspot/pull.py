@@ -37,8 +37,6 @@ window; ``deal_associations`` holds the sweep's list token.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +45,7 @@ from typing import Any
 from connectors.base import Page, parse_time
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.records import MODIFIED, add_contact, add_deal, inline_contacts
+from connectors.paging import interleave
 from core.config import HubSpotConfig
 
 #: The v4 associations batch read takes up to 1,000 ids per call ("may not exceed 1000 IDs per request body",
@@ -337,62 +336,3 @@ def _extend(targets: list[str], ids: Iterator[str] | Sequence[str]) -> list[str]
             known.add(target)
             targets.append(target)
     return targets
-
-
-_DONE = object()
-
-
-def interleave(streams: Sequence[Iterator[Page]], concurrent: bool) -> Iterator[Page]:
-    """The pages of several independent streams, each run in its own thread when ``concurrent``, in the
-    order they arrive (each stream's own order kept). A stream blocks once it has one page waiting, so
-    memory stays bounded by a page per stream however large the portal; the first error of any stream
-    stops them all and is raised here. Closing the iterator (a time budget) stops the threads at their next
-    page."""
-    if not concurrent or len(streams) < 2:
-        for stream in streams:
-            yield from stream
-        return
-    arrived: queue.Queue[tuple[int, object]] = queue.Queue(maxsize=len(streams))
-    stop = threading.Event()
-
-    def hand_over(index: int, item: object) -> bool:
-        while not stop.is_set():
-            try:
-                arrived.put((index, item), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(index: int, stream: Iterator[Page]) -> None:
-        try:
-            for page in stream:
-                if not hand_over(index, page):
-                    return
-            hand_over(index, _DONE)
-        except BaseException as exc:  # handed to the consumer, who raises it
-            hand_over(index, exc)
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # a stream stopped early shuts its own helpers (the association reader)
-
-    threads = [threading.Thread(target=run, args=(i, s), name=f"hubspot-pull-{i}", daemon=True)
-               for i, s in enumerate(streams)]
-    for thread in threads:
-        thread.start()
-    try:
-        running = len(streams)
-        while running:
-            _, item = arrived.get()
-            if item is _DONE:
-                running -= 1
-            elif isinstance(item, BaseException):
-                raise item
-            else:
-                assert isinstance(item, Page)
-                yield item
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()

@@ -270,8 +270,7 @@ class _CountModel(Protocol):
 def frequency_histogram(params: object, frequency: npt.ArrayLike, T: npt.ArrayLike,
                         max_frequency: int = 7) -> FrequencyHistogram | None:
     """The :class:`FrequencyHistogram` of customers with observation times ``T`` (units) and repeat purchases
-    ``frequency``; None for a model without P(X(t) = x) (Pareto/NBD's needs Gaussian hypergeometric sums we do
-    not compute). One evaluation per distinct T and count."""
+    ``frequency``; None for a model without P(X(t) = x). One evaluation per distinct T and count."""
     if not hasattr(params, "p_purchases"):
         return None
     model: _CountModel = params

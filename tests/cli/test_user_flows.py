@@ -83,7 +83,7 @@ def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: py
 
     report = runner.invoke(cli, ["report", "--html", "report.html"])
     assert report.exit_code == 0, report.output
-    assert "marketing_qualified" in report.output
+    assert "Marketing qualified" in report.output  # stages as the CRM labels them
     html = (tmp_path / "report.html").read_text()
     # Self-contained: no scripts, no external stylesheets, images or fonts (works offline).
     assert "<svg" in html and "<script" not in html and 'src="' not in html and "<link" not in html
@@ -129,7 +129,7 @@ def test_demo_command_output_and_report(tmp_path: Path) -> None:
     for expected in ("HubSpot sandbox at http://127.0.0.1", "fields: 13 created", "wrote 1,500 records",
                      "Top customers by CLV", "made 0 write calls", "report:"):
         assert expected in out, expected
-    assert report.exists() and "Contacts per stage" in report.read_text()
+    assert report.exists() and "Sales funnel" in report.read_text()
 
 
 def test_demo_against_the_salesforce_sandbox(tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_demo_against_the_salesforce_sandbox(tmp_path: Path) -> None:
     out = json.loads(result.stdout)
     assert out["crm"] == "salesforce" and out["first"]["status"] == "ok" and out["first"]["problems"] == []
     assert out["first"]["written_records"] == 1_200 and out["second"]["write_calls"] == 0
-    assert report.exists() and "Contacts per stage" in report.read_text()
+    assert report.exists() and "Sales funnel" in report.read_text()
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

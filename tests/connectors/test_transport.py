@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.transport import Budget, Limits, RateLimiter, Transient, Transport
+from connectors.transport import THROTTLED_PATIENCE, Budget, Limits, RateLimiter, Transient, Transport
 from core.errors import DailyLimitReached
 
 
@@ -87,6 +87,27 @@ def test_transient_failures_are_retried_honouring_retry_after() -> None:
     assert transport.call(request) == "ok"
     assert transport.stats.calls == 3 and transport.stats.retries == 2 and transport.stats.throttled == 1
     assert clock.now >= 2.0, "Retry-After was honoured"
+
+
+def test_a_429_storm_longer_than_the_attempts_is_waited_out_but_not_forever() -> None:
+    clock = FakeClock()
+    transport = Transport(limiter(clock), attempts=3, sleep=clock.sleep)
+    storm = [Transient("429", retry_after=1.0, throttled=True)] * 7
+
+    def request() -> str:
+        if storm:
+            raise storm.pop()
+        return "ok"
+
+    # Seven 429s in a row outlast three attempts: a throttled call gets THROTTLED_PATIENCE times as many.
+    assert transport.call(request) == "ok" and transport.stats.throttled == 7
+
+    def always_throttled() -> None:
+        raise Transient("429", retry_after=1.0, throttled=True)
+
+    with pytest.raises(Transient):
+        transport.call(always_throttled)
+    assert transport.stats.calls == 8 + 3 * THROTTLED_PATIENCE
 
 
 def test_retries_are_bounded_and_other_errors_are_not_retried() -> None:

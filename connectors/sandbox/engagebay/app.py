@@ -51,6 +51,18 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 20
 SORT_KEYS = ("created_time", "updated_time", "-created_time", "-updated_time")
 RECORD_FAULTS = frozenset({"deleted_before_write"})
+#: EngageBay publishes no limit ("Errors": 429 "too many requests", "contact EngageBay support"). Unknown, so the
+#: harder case: 429s from 300 requests a minute, no faster than the connector's default pace (None: off).
+DEFAULT_RATE_LIMIT = 300
+
+
+class Encoded:
+    """An answer already encoded as JSON text (a list page, encoded once while the account is locked)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 class Problem(Exception):
@@ -66,7 +78,7 @@ class EngageBayEmulator:
     """Serves one account over the :class:`connectors.sandbox.server.App` protocol; thread-safe."""
 
     def __init__(self, *, api_key: str = DEFAULT_KEY, account: Account | None = None,
-                 rate_limit: int | None = None, rate_window: float = 60.0,
+                 rate_limit: int | None = DEFAULT_RATE_LIMIT, rate_window: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.api_key = api_key
         self.account = account or Account()
@@ -195,6 +207,10 @@ class EngageBayEmulator:
         raise Problem(404, "Not found")
 
     def _answer(self, request: Request, status: int, payload: Any) -> Response:
+        if isinstance(payload, Encoded):
+            if "application/json" in request.headers.get("accept", ""):
+                return Response(status, payload.text.encode(), {"Content-Type": "application/json"})
+            payload = json.loads(payload.text)
         if "application/json" in request.headers.get("accept", ""):
             return Response.json(status, payload)
         return Response(status, to_xml(payload).encode(), {"Content-Type": "application/xml;charset=utf-8"})
@@ -321,7 +337,7 @@ class EngageBayEmulator:
 
     # --- paging ------------------------------------------------------------------------------------------
 
-    def _page(self, kind: str, request: Request, track: str | None) -> list[dict[str, Any]]:
+    def _page(self, kind: str, request: Request, track: str | None) -> Encoded:
         params = _params(request)
         sort_key = params.get("sort_key") or "created_time"
         if sort_key not in SORT_KEYS:
@@ -345,13 +361,14 @@ class EngageBayEmulator:
                 record = records.get(str(record_id))
                 if record is None or (track is not None and str(record.get("track_id")) != track):
                     continue
-                out.append(json.loads(json.dumps(record)))
+                out.append(record)
                 last = (-key if descending else key, record_id)
                 if len(out) == size:
                     break
-        if len(out) == size and last is not None:
-            out[-1]["cursor"] = _encode(sort_key, last)
-        return out
+            if len(out) == size and last is not None:
+                out[-1] = {**out[-1], "cursor": _encode(sort_key, last)}
+            # Encoded under the lock: a person's edit on another thread must not change a record mid-answer.
+            return Encoded(json.dumps(out, separators=(",", ":")))
 
 
 def _params(request: Request) -> dict[str, str]:

@@ -16,6 +16,7 @@ with one ``updated_time``: the ties an incremental pull must not lose.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import threading
@@ -37,9 +38,20 @@ SCOPES = ("CONTACT", "DEAL", "COMPANY", "TICKET")
 DATE_PATTERNS = {"DD/MM/YYYY": "%d/%m/%Y", "MM/DD/YYYY": "%m/%d/%Y", "YYYY-MM-DD": "%Y-%m-%d",
                  "YYYY/MM/DD": "%Y/%m/%d"}
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
-#: The generator's contact properties that are EngageBay system fields (README "System Fields").
-_SYSTEM = {"firstname": "name", "lastname": "last_name"}
+#: The generator's (HubSpot-named) contact properties that are EngageBay system fields (README "System Fields").
+_SEED_SYSTEM = {"firstname": "name", "lastname": "last_name", "jobtitle": "role"}
+#: The system fields of a contact's ``properties`` list (README "System Fields", Contact).
+SYSTEM_CONTACT_FIELDS = frozenset({"name", "last_name", "email", "role", "phone", "website", "address"})
 _OPEN_MILESTONES = ("New", "Prospect", "Proposal")
+
+
+@functools.cache
+def seed_name(name: str) -> str:
+    """What an EngageBay account calls one of the generator's HubSpot-named properties: a system field's name
+    (``jobtitle`` -> ``role``), else a custom field named without HubSpot's prefixes (``hs_email_click`` ->
+    ``email_click``, ``hs_analytics_source`` -> ``source``). The EngageBay starter configuration uses these names.
+    """
+    return _SEED_SYSTEM.get(name) or name.removeprefix("hs_").removeprefix("analytics_")
 
 
 def default_tracks() -> list[dict[str, Any]]:
@@ -73,6 +85,7 @@ class Account:
         self.records: dict[str, dict[str, dict[str, Any]]] = {"contacts": {}, "deals": {}}
         self.tracks = default_tracks()
         self.fields: dict[str, list[dict[str, Any]]] = {scope: [] for scope in SCOPES}
+        self._field_index: dict[str, dict[str, dict[str, Any]]] = {scope: {} for scope in SCOPES}
         self.writes: Counter[str] = Counter()
         self.version = 0
         self._ids = itertools.count(6_218_728_647_688_192, 7_919)
@@ -106,10 +119,7 @@ class Account:
 
     def field(self, scope: str, name: str) -> dict[str, Any] | None:
         """A custom field of a scope by ``field_name`` or ``field_label`` (hold the lock)."""
-        for item in self.fields[scope]:
-            if name in (item["field_name"], item["field_label"]):
-                return item
-        return None
+        return self._field_index[scope].get(name)
 
     def add_field(self, scope: str, label: str, field_type: str, description: str = "") -> dict[str, Any]:
         """Create a custom field as §12.2 does; its ``field_name`` is the label with spaces as underscores."""
@@ -121,6 +131,9 @@ class Account:
                     "is_searchable": False, "showInFilter": False, "created_time": now, "updated_time": now,
                     "scope": scope, "position": len(self.fields[scope]), "field_name": label.replace(" ", "_")}
             self.fields[scope].append(item)
+            index = self._field_index[scope]
+            index.setdefault(str(item["field_name"]), item)
+            index.setdefault(label, item)
             return item
 
     # --- records -----------------------------------------------------------------------------------------
@@ -152,13 +165,12 @@ class Account:
         for name, value in values.items():
             if value is None:
                 continue
-            system = _SYSTEM.get(name) if scope == "CONTACT" else None
-            field_type = _field_type(value)
-            if system is None and self.field(scope, name) is None:
-                self.add_field(scope, name, field_type)
-            if system is None:
-                field_type = str((self.field(scope, name) or {}).get("field_type", field_type))
-            out.append({"name": system or name, "value": self.text(value), "field_type": field_type,
+            system = scope == "CONTACT" and name in SYSTEM_CONTACT_FIELDS
+            field_type = "TEXT"
+            if not system:
+                field = self.field(scope, name) or self.add_field(scope, name, _field_type(value))
+                field_type = str(field["field_type"])
+            out.append({"name": name, "value": self.text(value), "field_type": field_type,
                         "is_searchable": False, "type": "SYSTEM" if system else "CUSTOM"})
         return out
 
@@ -173,13 +185,14 @@ class Account:
         return str(value)
 
     def seed(self, contacts: Iterable[Contact], deals: Iterable[Deal]) -> None:
-        """Load records as they would be after an import: a contact never edited has ``updated_time`` 0."""
+        """Load records as they would be after an import: a contact never edited has ``updated_time`` 0, and the
+        generator's property names become the account's (:func:`seed_name`)."""
         with self.lock:
             for contact in contacts:
                 created = int(contact.created_at.timestamp())
                 updated = int(contact.updated_at.timestamp()) if contact.updated_at else 0
                 record_id = int(contact.id) if contact.id.isdigit() else self.new_id()
-                props = self.property_list("CONTACT", {"email": None, **contact.properties})
+                props = self.property_list("CONTACT", {seed_name(k): v for k, v in contact.properties.items()})
                 if contact.email:
                     props.insert(0, {"name": "email", "value": contact.email, "field_type": "TEXT",
                                      "is_searchable": False, "type": "SYSTEM"})
@@ -202,7 +215,7 @@ class Account:
             milestone = "Churned" if renewal else "Lost"
         else:
             milestone = "Renewal due" if renewal else _OPEN_MILESTONES[int(deal.id) % 3 if deal.id.isdigit() else 0]
-        custom = {k: v for k, v in deal.properties.items()
+        custom = {seed_name(k): v for k, v in deal.properties.items()
                   if k not in ("dealname", "pipeline", "dealstage", "deal_currency_code")}
         created = int(deal.created_at.timestamp())
         updated = int(deal.updated_at.timestamp()) if deal.updated_at else 0
