@@ -144,6 +144,20 @@ def test_demo_against_the_salesforce_sandbox(tmp_path: Path) -> None:
     assert report.exists() and "Sales funnel" in report.read_text()
 
 
+def test_demo_against_the_engagebay_sandbox(tmp_path: Path) -> None:
+    report = tmp_path / "demo.html"
+    result = subprocess.run([sys.executable, "-c", CLM, "demo", "--crm", "engagebay", "--contacts", "400",
+                             "--report", str(report), "--json"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    assert out["crm"] == "engagebay" and out["first"]["status"] == "ok" and out["first"]["problems"] == []
+    # One update-partial call per contact (EngageBay has no batch update); the second sync writes nothing.
+    assert out["first"]["written_records"] == 400 == out["first"]["write_calls"]
+    assert out["second"]["write_calls"] == 0
+    assert report.exists() and "Sales funnel" in report.read_text()
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
