@@ -289,6 +289,11 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
             say(f"wrote {html_path}")
 
 
+def _cannot_listen(port: int | None, exc: OSError) -> UsageError:
+    return UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
+                      hint="another sandbox may be running there; stop it, or pass --port")
+
+
 @cli.group()
 def sandbox() -> None:
     """Local emulators of the CRMs' APIs, for trying crm-lifecycle without an account."""
@@ -355,8 +360,7 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
                 *(((), ()) if restored else (contacts, deals)), db_path=db if restored else None, port=port or 0,
                 rate_limits=RateLimits() if rate_limit else RateLimits.off())
         except OSError as exc:
-            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-                             hint="another sandbox may be running there; stop it, or pass --port") from None
+            raise _cannot_listen(port, exc) from None
         servers.append(server)
         saved.append((emulator, db))
         port_file.write_text(f"{server.port}\n", encoding="utf-8")
@@ -396,8 +400,7 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
             eb_server, eb_emulator = start_engagebay_sandbox(
                 contacts, deals, emulator=EngageBayEmulator(rate_limit=300 if rate_limit else None), port=port or 0)
         except OSError as exc:
-            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
-                             hint="another sandbox may be running there; stop it, or pass --port") from None
+            raise _cannot_listen(port, exc) from None
         servers.append(eb_server)
         info = engagebay_info(eb_server, eb_emulator)
         document["engagebay"] = info

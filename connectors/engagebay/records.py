@@ -36,9 +36,8 @@ class DateText:
         # contact has several DATE fields, a pull reads them all).
         separator = self.pattern[2]  # every pattern is "%x<sep>%y<sep>%z"
         order = [part[1] for part in self.pattern.split(separator)]
-        separator = re.escape(separator)
         groups = {"d": r"(?P<d>\d{1,2})", "m": r"(?P<m>\d{1,2})", "Y": r"(?P<Y>\d{4})"}
-        self._fast = re.compile(separator.join(groups[p] for p in order)
+        self._fast = re.compile(re.escape(separator).join(groups[p] for p in order)
                                 + r" (?P<H>\d{1,2}):(?P<M>\d{2}):(?P<S>\d{2})")
 
     def format(self, moment: datetime) -> str:

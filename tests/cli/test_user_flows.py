@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -132,30 +133,28 @@ def test_demo_command_output_and_report(tmp_path: Path) -> None:
     assert report.exists() and "Sales funnel" in report.read_text()
 
 
-def test_demo_against_the_salesforce_sandbox(tmp_path: Path) -> None:
+def json_demo(crm: str, contacts: int, tmp_path: Path) -> dict[str, Any]:
+    """``clm demo --crm CRM --json`` run as a user runs it; its JSON document (the report checked too)."""
     report = tmp_path / "demo.html"
-    result = subprocess.run([sys.executable, "-c", CLM, "demo", "--crm", "salesforce", "--contacts", "1200",
+    result = subprocess.run([sys.executable, "-c", CLM, "demo", "--crm", crm, "--contacts", str(contacts),
                              "--report", str(report), "--json"], cwd=REPO, capture_output=True, text=True,
                             timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout)
-    assert out["crm"] == "salesforce" and out["first"]["status"] == "ok" and out["first"]["problems"] == []
-    assert out["first"]["written_records"] == 1_200 and out["second"]["write_calls"] == 0
+    out: dict[str, Any] = json.loads(result.stdout)
+    assert out["crm"] == crm and out["first"]["status"] == "ok" and out["first"]["problems"] == []
+    assert out["second"]["write_calls"] == 0
     assert report.exists() and "Sales funnel" in report.read_text()
+    return out
+
+
+def test_demo_against_the_salesforce_sandbox(tmp_path: Path) -> None:
+    assert json_demo("salesforce", 1_200, tmp_path)["first"]["written_records"] == 1_200
 
 
 def test_demo_against_the_engagebay_sandbox(tmp_path: Path) -> None:
-    report = tmp_path / "demo.html"
-    result = subprocess.run([sys.executable, "-c", CLM, "demo", "--crm", "engagebay", "--contacts", "400",
-                             "--report", str(report), "--json"], cwd=REPO, capture_output=True, text=True,
-                            timeout=120, env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout)
-    assert out["crm"] == "engagebay" and out["first"]["status"] == "ok" and out["first"]["problems"] == []
+    first = json_demo("engagebay", 400, tmp_path)["first"]
     # One update-partial call per contact (EngageBay has no batch update); the second sync writes nothing.
-    assert out["first"]["written_records"] == 400 == out["first"]["write_calls"]
-    assert out["second"]["write_calls"] == 0
-    assert report.exists() and "Sales funnel" in report.read_text()
+    assert first["written_records"] == 400 == first["write_calls"]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

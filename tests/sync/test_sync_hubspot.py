@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +20,7 @@ from core.models import FieldType
 from sync.planner import same
 from sync.runner import SyncOptions, SyncRunner, output_specs
 from sync.state import SQLiteState
+from tests.sync.killing import KilledRuns
 
 
 @dataclass
@@ -234,17 +230,10 @@ def test_killed_at_random_points_during_writes_then_resumed(tmp_path: Path) -> N
         runner = e.runner()
         runner.connector.ensure_fields(runner.specs)
         runner.run(SyncOptions(as_of=e.data.as_of, dry_run=True))  # later runs pull incrementally: writes dominate
-        script = tmp_path / "run.py"
-        script.write_text(KILLED_RUN)
-        args = [sys.executable, str(script), e.server.url, e.emulator.token, str(tmp_path), e.data.as_of.isoformat()]
-        envvars = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        for delay in (2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 2.8, 3.8, 4.8, 6.0):
-            proc = subprocess.Popen(args, env=envvars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        final = subprocess.run(args, env=envvars, capture_output=True, text=True, timeout=300)
-        assert final.returncode == 0, final.stderr[-2000:]
+        runs = KilledRuns(KILLED_RUN, tmp_path, e.server.url, e.emulator.token, str(tmp_path),
+                          e.data.as_of.isoformat())
+        runs.kill_after((2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 2.8, 3.8, 4.8, 6.0))
+        runs.finish()
         assert e.runner().run(SyncOptions(as_of=e.data.as_of)).planned_records == 0
         written = e.emulator.total_writes()
         assert e.emulator.max_writes_per_record() == 1, "a record was written twice"

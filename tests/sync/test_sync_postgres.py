@@ -15,6 +15,7 @@ import textwrap
 import threading
 import time
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ from core.engine import enrich
 from core.errors import ConfigError, StateError
 from sync.planner import same
 from sync.runner import SyncOptions, SyncRunner, output_specs
+from tests.sync.killing import KilledRuns
+from tests.sync.test_sync_hubspot import crm_state
 
 from .conftest import PASSWORD, PASSWORD_ROLE, PostgresCluster
 
@@ -54,15 +57,6 @@ def config_for(server: SandboxServer, root: Path, url: str | None, per_10s: int 
 
 def runner_for(config: ClmConfig, emulator: HubSpotEmulator) -> SyncRunner:
     return SyncRunner(config, wiring.build_connector(config, token=emulator.token), wiring.open_state(config))
-
-
-def crm_state(emulator: HubSpotEmulator) -> dict[str, dict[str, str]]:
-    out = {}
-    for contact_id in emulator.ids("contacts"):
-        record = emulator.record("contacts", contact_id) or {}
-        out[contact_id] = {k: v for k, v in record.get("properties", {}).items()
-                           if k.startswith("clm_") and k != "clm_computed_at"}
-    return out
 
 
 def assert_crm_equals_enrich(emulator: HubSpotEmulator, config: ClmConfig, n: int, seed: int) -> None:
@@ -266,21 +260,12 @@ def test_killed_during_writes_then_resumed_writes_every_record_once(tmp_path: Pa
         runner.connector.ensure_fields(runner.specs)
         runner.run(SyncOptions(as_of=AS_OF, dry_run=True))  # mirror built: writes remain
         runner.state.close()
-        script = tmp_path / "run.py"
-        script.write_text(KILLED_RUN)
-        args = [sys.executable, str(script), server.url, emulator.token, str(tmp_path),
-                AS_OF.isoformat(), state_url]
-        envvars = {**os.environ, "PYTHONPATH": str(REPO)}
-        killed_mid_write = 0
-        for delay in (2.5, 3.5, 4.5, 5.5):
-            before = emulator.total_writes()
-            proc = subprocess.Popen(args, env=envvars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            killed_mid_write += before < emulator.total_writes() < n
-        final = subprocess.run(args, env=envvars, capture_output=True, text=True, timeout=300)
-        assert final.returncode == 0, final.stderr[-2000:]
+        runs = KilledRuns(KILLED_RUN, tmp_path, server.url, emulator.token, str(tmp_path), AS_OF.isoformat(),
+                          state_url)
+        progress = [emulator.total_writes()]
+        runs.kill_after((2.5, 3.5, 4.5, 5.5), observe=lambda: progress.append(emulator.total_writes()))
+        killed_mid_write = sum(before < after < n for before, after in pairwise(progress))
+        runs.finish()
         assert killed_mid_write > 0, "no run was killed while it was writing: the test proved nothing"
         assert runner_for(config, emulator).run(SyncOptions(as_of=AS_OF)).planned_records == 0
         assert emulator.max_writes_per_record() == 1, "a record was written twice"

@@ -5,12 +5,7 @@ sessions, deletions before the write, the daily API limit, kill -9)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +30,7 @@ from core.models import Contact, Deal
 from sync.planner import same
 from sync.runner import SyncOptions, SyncRunner, output_specs
 from sync.state import SQLiteState
+from tests.sync.killing import KilledRuns
 
 WRITES = f"/services/data/v{SalesforceConfig.model_fields['api_version'].default}/composite/sobjects"
 
@@ -413,24 +409,16 @@ def test_killed_at_random_points_during_writes_then_resumed(tmp_path: Path) -> N
     e = start(tmp_path, 2_000)
     try:
         e.runner().run(SyncOptions(as_of=e.data.as_of, dry_run=True))  # fields exist; later runs are incremental
-        script = tmp_path / "run.py"
-        script.write_text(KILLED_RUN)
         fields = json.dumps({"contacts": e.seeded.contact_fields, "deals": e.seeded.deal_fields})
-        args = [sys.executable, str(script), e.server.url, e.emulator.session_id, str(e.server.ca_path),
-                str(tmp_path), e.data.as_of.isoformat(), fields]
-        envvars = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        runs = KilledRuns(KILLED_RUN, tmp_path, e.server.url, e.emulator.session_id, str(e.server.ca_path),
+                          str(tmp_path), e.data.as_of.isoformat(), fields)
         complete = 2_000 * len(output_specs(e.runner().config))
         progress = [0]
-        for delay in (2.5, 3.0, 3.5, 4.0, 2.8, 3.8, 2.6, 3.2, 4.4, 3.6):
-            proc = subprocess.Popen(args, env=envvars, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(delay)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            progress.append(e.emulator.total_writes())
+        runs.kill_after((2.5, 3.0, 3.5, 4.0, 2.8, 3.8, 2.6, 3.2, 4.4, 3.6),
+                        observe=lambda: progress.append(e.emulator.total_writes()))
         assert any(a < b < complete for a, b in pairwise(progress)), \
             f"some kill landed in the middle of the writes: {progress}"
-        final = subprocess.run(args, env=envvars, capture_output=True, text=True, timeout=300)
-        assert final.returncode == 0, final.stderr[-2000:]
+        runs.finish()
         assert e.runner().run(SyncOptions(as_of=e.data.as_of)).planned_records == 0
         assert e.emulator.max_writes_per_field() == 1, "a record was written twice"
         state = crm_state(e.emulator)

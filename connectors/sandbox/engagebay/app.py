@@ -207,11 +207,12 @@ class EngageBayEmulator:
         raise Problem(404, "Not found")
 
     def _answer(self, request: Request, status: int, payload: Any) -> Response:
+        wants_json = "application/json" in request.headers.get("accept", "")
         if isinstance(payload, Encoded):
-            if "application/json" in request.headers.get("accept", ""):
+            if wants_json:
                 return Response(status, payload.text.encode(), {"Content-Type": "application/json"})
             payload = json.loads(payload.text)
-        if "application/json" in request.headers.get("accept", ""):
+        if wants_json:
             return Response.json(status, payload)
         return Response(status, to_xml(payload).encode(), {"Content-Type": "application/xml;charset=utf-8"})
 

@@ -33,6 +33,15 @@ def connect(server: SandboxServer, emulator: EngageBayEmulator, tmp_path: Path, 
     return connector
 
 
+def account(n: int, seed: int, *, faults: FaultInjector | None = None,
+            emulator: EngageBayEmulator | None = None) -> tuple[SandboxServer, EngageBayEmulator]:
+    """A started sandbox holding ``n`` generated contacts and their deals (no rate limit unless ``emulator``
+    has one)."""
+    data = generate(n, seed=seed)
+    return start_engagebay_sandbox(data.contact_records(), data.deal_records(), faults=faults,
+                                   emulator=emulator or EngageBayEmulator(rate_limit=None))
+
+
 class Mirror:
     """What a pull hands over, kept the way the sync's mirror keeps it (upserts, deletions by sweep)."""
 
@@ -138,9 +147,7 @@ def test_full_and_incremental_pulls_of_20000_contacts_equal_the_account(
 
 
 def test_edits_saved_in_the_second_of_the_watermark_and_during_a_pull_arrive_next_time(tmp_path: Path) -> None:
-    data = generate(600, seed=3)
-    server, emulator = start_engagebay_sandbox(data.contact_records(), data.deal_records(),
-                                               emulator=EngageBayEmulator(rate_limit=None))
+    server, emulator = account(600, seed=3)
     try:
         connector = connect(server, emulator, tmp_path, page_size=50)
         mirror = Mirror()
@@ -165,9 +172,7 @@ def test_edits_saved_in_the_second_of_the_watermark_and_during_a_pull_arrive_nex
 
 
 def test_an_incremental_read_cut_mid_scan_resumes_from_its_cursor(tmp_path: Path) -> None:
-    data = generate(500, seed=4)
-    server, emulator = start_engagebay_sandbox(data.contact_records(), data.deal_records(),
-                                               emulator=EngageBayEmulator(rate_limit=None))
+    server, emulator = account(500, seed=4)
     try:
         connector = connect(server, emulator, tmp_path, page_size=20)
         mirror = Mirror()
@@ -216,12 +221,10 @@ def test_a_bearer_key_is_refused_with_the_fix(tmp_path: Path) -> None:
 
 
 def test_429s_from_the_account_pause_and_the_pull_completes(tmp_path: Path) -> None:
-    data = generate(400, seed=2)
     faults = FaultInjector(seed=4)
     faults.add(throttle_burst(6, after=2))
     # And the account's own limit: 40 requests in 2 s, well under what the connector is told it may send.
-    server, emulator = start_engagebay_sandbox(data.contact_records(), data.deal_records(), faults=faults,
-                                               emulator=EngageBayEmulator(rate_limit=40, rate_window=2.0))
+    server, emulator = account(400, seed=2, faults=faults, emulator=EngageBayEmulator(rate_limit=40, rate_window=2.0))
     try:
         connector = connect(server, emulator, tmp_path, page_size=10, throttle_pause_seconds=0.5)
         mirror = Mirror()
