@@ -146,15 +146,14 @@ class ParetoNbdParams:
             log_i = gammaln(r + s + i) - gammaln(r + s) - gammaln(i + 1.0) + i * log_t_share[need]
             with np.errstate(invalid="ignore"):
                 tail[need] += np.exp(log_tail_front[need] + log_i + log_f(i, kf[need], z_t[need]))
-        whole, tail = whole.reshape(kk.shape), tail.reshape(kk.shape)
         # The difference of the two integrals is accurate to a few ulps of the whole one, not relatively: at tiny
         # t it can come out a hair below zero, which is no probability.
         with np.errstate(invalid="ignore"):
             dropped = np.maximum(whole - tail, 0.0)
         # SciPy's 2F1 gives up (NaN or inf) for some large k with z near 1: those few entries by quadrature.
-        for j in zip(*np.nonzero(~np.isfinite(dropped)), strict=True):
-            dropped[j] = _dropped_by_quadrature(self, float(kk[j]), float(tt[j]))
-        return np.asarray(alive + dropped, dtype=np.float64)
+        for j in np.flatnonzero(~np.isfinite(dropped)):
+            dropped[j] = _dropped_by_quadrature(self, float(kf[j]), float(tf[j]))
+        return np.asarray(alive + dropped.reshape(kk.shape), dtype=np.float64)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.optimize import approx_fprime
 from scipy.special import gammaln
+from scipy.stats import nbinom
 
 from core.clv import TransactionSummary
 from core.clv.paretonbd import ParetoNbdParams, _Rows, fit_pareto_nbd
@@ -144,3 +145,48 @@ def test_no_repeat_purchase_at_all_cannot_be_fitted() -> None:
 def test_impossible_histories_are_rejected(x: list[float], t_x: list[float], T: list[float]) -> None:
     with pytest.raises(ValueError, match="invalid Pareto/NBD data"):
         fit_pareto_nbd(x, t_x, T)
+
+
+# P(X(t) = k) under parameters on both sides of alpha = beta (the note's two 2F1 forms) and with s > 1.
+PMF_PARAMS = [BTYD, ParetoNbdParams(0.5, 30.0, 0.4, 3.0), ParetoNbdParams(2.0, 10.0, 1.5, 20.0)]
+
+
+def _pmf_by_quadrature(p: ParetoNbdParams, k: int, t: float) -> float:
+    """P(X(t) = k) straight from the model: alive at t, k purchases from the NBD (Poisson mixed over lambda), with
+    probability (beta/(beta+t))^s; or dead at tau < t, whose density is the Lomax s beta^s / (beta+tau)^(s+1), after
+    k purchases in (0, tau]. Written with scipy.stats, independently of the closed form's 2F1 terms."""
+    alive = nbinom.pmf(k, p.r, p.alpha / (p.alpha + t)) * (p.beta / (p.beta + t)) ** p.s
+
+    def dead_at(tau: float) -> float:
+        return float(nbinom.pmf(k, p.r, p.alpha / (p.alpha + tau)) * p.s * p.beta**p.s / (p.beta + tau) ** (p.s + 1))
+
+    dropped = quad(dead_at, 0.0, t, epsabs=0.0, epsrel=1e-12, limit=400)[0]
+    return float(alive + dropped)
+
+
+@pytest.mark.parametrize("params", PMF_PARAMS)
+@pytest.mark.parametrize("t", [0.5, 39.0, 78.0, 260.0])
+def test_p_purchases_is_a_distribution_whose_mean_is_the_expected_purchases(params: ParetoNbdParams, t: float) -> None:
+    k = np.arange(1500, dtype=np.float64)
+    pmf = params.p_purchases(k, t)
+    assert np.all(np.isfinite(pmf)) and np.all(pmf >= 0)
+    assert pmf.sum() == pytest.approx(1.0, abs=1e-6)
+    assert float(np.dot(k, pmf)) == pytest.approx(float(params.expected_purchases(t)), rel=1e-6)
+
+
+@pytest.mark.parametrize("params", PMF_PARAMS)
+@pytest.mark.parametrize(("k", "t"), [(0, 0.5), (0, 39.0), (1, 39.0), (3, 78.0), (10, 39.0), (40, 520.0), (2, 1e-3)])
+def test_p_purchases_matches_the_model_by_quadrature(params: ParetoNbdParams, k: int, t: float) -> None:
+    # The dropped-out part is a difference of two integrals, exact to ~1e-17 absolutely, not relatively: at
+    # t = 0.001 the probability of 2 purchases is 4e-10.
+    assert float(params.p_purchases(k, t)) == pytest.approx(_pmf_by_quadrature(params, k, t), rel=1e-8, abs=1e-16)
+
+
+def test_p_purchases_broadcasts_and_starts_at_no_purchase() -> None:
+    grid = BTYD.p_purchases(np.arange(4)[None, :], np.array([0.0, 10.0, 52.0])[:, None])
+    assert grid.shape == (3, 4)
+    np.testing.assert_array_equal(grid[0], [1.0, 0.0, 0.0, 0.0])  # nothing can happen in no time
+    np.testing.assert_allclose(grid[1:], [[float(BTYD.p_purchases(k, t)) for k in range(4)] for t in (10.0, 52.0)],
+                               rtol=1e-14)
+    with pytest.raises(ValueError, match="non-negative integer"):
+        BTYD.p_purchases(1.5, 10.0)
