@@ -475,7 +475,7 @@ class FilesConfig(_Strict):
 
     contacts: Path | None = None
     deals: Path | None = None
-    format: Literal["auto", "csv", "jsonl"] = "auto"
+    format: Literal["auto", "csv", "jsonl", "parquet"] = "auto"
     delimiter: str = Field(",", min_length=1, max_length=1)
     # strptime format for dates that are not ISO 8601 or epoch milliseconds (e.g. "%Y%m%d", "%d/%m/%Y").
     date_format: str | None = None

@@ -1,9 +1,10 @@
 """The file connector (``crm.kind = "files"``): an export of any CRM as the CRM.
 
-Pull reads the whole export (contacts and deals, CSV or JSON Lines, one file or a folder of them each) through
+Pull reads the whole export (contacts and deals, CSV, JSON Lines or Parquet, one file or a folder of them each) through
 the ``[files]`` column mapping and diffs it against the export the mirror holds (:mod:`.snapshot`): records
 added or changed are sent, records gone are deleted. A row that cannot be used is reported by file, line and
-column (every one in ``<output>.bad-rows.csv``, the first ones in the run's problems) and the rest proceeds.
+column (every one in ``<output>.bad-rows.csv``, the first ones in the run's problems; a Parquet file counts rows
+where a text file counts lines) and the rest proceeds.
 Write puts the enrichment into one CSV keyed by the CRM's id (:mod:`.output`).
 """
 
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connectors.base import CheckResult, FieldStatus, FieldUpdate, Page, WriteResult
+from connectors.files import columns
 from connectors.files.output import OutputFile, output_column
-from connectors.files.reader import Row, export_files, read_rows
+from connectors.files.reader import Row, export_files, file_format, read_rows
 from connectors.files.records import BadRow, MappingError, RecordMapper, bad
 from connectors.files.snapshot import Digests, ExportDiff, SnapshotStore, diff, export_digest, record_digest
 from core.config import FilesConfig
@@ -92,6 +94,7 @@ class FilesConnector:
     def read(self) -> tuple[list[Contact], list[Deal], list[BadRow]]:
         """The whole export as records, and the rows left out."""
         self._columns = {"contacts": set(), "deals": set()}
+        self.mapper.read_at = datetime.now(UTC)
         bad_rows: list[BadRow] = []
         contacts = (self._records(self.contacts_path, "contacts", self.mapper.contact, bad_rows)
                     if self.contacts_path is not None else [])
@@ -120,11 +123,6 @@ class FilesConnector:
             contacts = [c for c in contacts if c.id in wanted]
             wanted = {*changes.added["deals"], *changes.changed["deals"]}
             deals = [d for d in deals if d.id in wanted]
-        # The mirror keeps a record whose modified time did not move (sync.state): an export has none, so a record
-        # sent because it changed is stamped with the time it was read.
-        now = datetime.now(UTC)
-        contacts = [c.model_copy(update={"updated_at": now}) for c in contacts]
-        deals = [d.model_copy(update={"updated_at": now}) for d in deals]
         if digest != previous or baseline is None:
             self.snapshots.save(digest, digests)
         # A contact gone from the CRM takes our values with it, as in a CRM, whether the diff or a sweep finds it
@@ -173,34 +171,51 @@ class FilesConnector:
                  bad_rows: list[BadRow]) -> list[_R]:
         """The records of every file of one export; a repeated id keeps its first row and reports the others."""
         out: list[_R] = []
-        seen: dict[str, tuple[Path, int]] = {}
+        seen: dict[str, tuple[Path, int, str]] = {}
         id_column = self.config.contact_columns.id if what == "contacts" else self.config.deal_columns.id
         for file in export_files(path, self.config.format, what):
-            for row in read_rows(file, self.config.format, self.config.delimiter):
-                if isinstance(row, BadRow):
-                    bad_rows.append(row)
+            unit = columns.UNIT if file_format(file, self.config.format) == "parquet" else "line"
+            for item in self._file_records(file, what, build):
+                if isinstance(item, BadRow):
+                    bad_rows.append(item)
                     continue
-                self._columns[what].update(row.values)
-                record = self._build(row, build, bad_rows)
-                if record is None:
-                    continue
+                position, record = item
                 if record.id in seen:
-                    where, line = seen[record.id]
-                    bad_rows.append(BadRow(row.file, row.line, id_column,
-                                           f"id {record.id!r} is already on line {line} of {where.name}"))
+                    where, first, first_unit = seen[record.id]
+                    bad_rows.append(BadRow(file, position, id_column,
+                                           f"id {record.id!r} is already on {first_unit} {first} of {where.name}",
+                                           unit))
                     continue
-                seen[record.id] = (row.file, row.line)
+                seen[record.id] = (file, position, unit)
                 out.append(record)
         return out
 
+    def _file_records(self, file: Path, what: str,
+                      build: Callable[[Mapping[str, Any]], _R]) -> Iterator[tuple[int, _R] | BadRow]:
+        """One file's records with their line (row, for Parquet), and its rows that cannot be used."""
+        if file_format(file, self.config.format) == "parquet":
+            table = columns.read_table(file)
+            self._columns[what].update(table.column_names)
+            # The two generators yield the record type asked for (contacts for contacts, deals for deals).
+            records = (columns.contacts(table, file, self.mapper) if what == "contacts"
+                       else columns.deals(table, file, self.mapper))
+            yield from records  # type: ignore[misc]
+            return
+        for row in read_rows(file, self.config.format, self.config.delimiter):
+            if isinstance(row, BadRow):
+                yield row
+                continue
+            self._columns[what].update(row.values)
+            record = self._build(row, build)
+            yield record if isinstance(record, BadRow) else (row.line, record)
+
     @staticmethod
-    def _build(row: Row, build: Callable[[Mapping[str, Any]], _R], bad_rows: list[BadRow]) -> _R | None:
+    def _build(row: Row, build: Callable[[Mapping[str, Any]], _R]) -> _R | BadRow:
         try:
             return build(row.values)
         except (MappingError, ValueError, TypeError) as exc:
             column, reason = bad(exc)
-            bad_rows.append(BadRow(row.file, row.line, column, reason))
-            return None
+            return BadRow(row.file, row.line, column, reason)
 
     def _report_bad_rows(self, bad_rows: Sequence[BadRow]) -> None:
         """Every skipped row in a CSV next to the output (file, line, column, reason); none: the file is removed."""

@@ -1,8 +1,5 @@
-"""Rows of export files (CSV or JSON Lines), one file or a folder of them, each row with its file and line.
-
-Parquet is not read: neither pyarrow nor DuckDB is a dependency, and adding one (tens of megabytes) waits for a
-benchmark that shows it pays for itself (issue 18); export to CSV meanwhile.
-"""
+"""The files of an export (one file or a folder of them) and the rows of CSV and JSON Lines files, each row with
+its file and line; Parquet files are read column-wise (:mod:`.columns`)."""
 
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ from connectors.files.records import BadRow
 from core.errors import ConnectorError
 
 #: File name endings read from a folder, by format.
-SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "jsonl": (".jsonl", ".ndjson", ".json")}
+SUFFIXES = {"csv": (".csv", ".tsv", ".txt"), "jsonl": (".jsonl", ".ndjson", ".json"), "parquet": (".parquet",)}
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class Row:
 def export_files(path: Path, fmt: str, what: str) -> list[Path]:
     """The files of one export: ``path`` itself, or the files of the folder ``path`` in name order."""
     if path.is_dir():
-        suffixes = SUFFIXES.get(fmt) or (*SUFFIXES["csv"], *SUFFIXES["jsonl"])
+        suffixes = SUFFIXES.get(fmt) or tuple(suffix for group in SUFFIXES.values() for suffix in group)
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
         if not files:
             raise ConnectorError(f"files.{what}: the folder {path} holds no {'/'.join(suffixes)} files",
@@ -45,15 +42,12 @@ def export_files(path: Path, fmt: str, what: str) -> list[Path]:
 
 
 def file_format(path: Path, fmt: str) -> str:
-    """``csv`` or ``jsonl``: the configured format, or the file's ending when it is ``auto``."""
+    """``csv``, ``jsonl`` or ``parquet``: the configured format, or the file's ending when it is ``auto``."""
     if fmt != "auto":
         return fmt
     if path.suffix.lower() in SUFFIXES["jsonl"]:
         return "jsonl"
-    if path.suffix.lower() == ".parquet":
-        raise ConnectorError(f"{path}: Parquet files are not read (no Parquet reader is installed)",
-                             hint="export the data as CSV or JSON Lines")
-    return "csv"
+    return "parquet" if path.suffix.lower() in SUFFIXES["parquet"] else "csv"
 
 
 def read_rows(path: Path, fmt: str, delimiter: str) -> Iterator[Row | BadRow]:

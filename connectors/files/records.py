@@ -1,31 +1,37 @@
 """Export rows as our typed records through the ``[files]`` column mapping; a row that cannot be used becomes a
-:class:`BadRow` naming its file, line and column, and the rest proceeds."""
+:class:`BadRow` naming its file, line (a Parquet file: row) and column, and the rest proceeds.
+
+The checks are per value (:meth:`RecordMapper.time_value`, ``amount_value``...), so the row-wise reading of CSV
+and JSON Lines and the column-wise reading of Parquet (:mod:`.columns`) accept and refuse exactly the same values.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from connectors.base import parse_time
 from core.config import FilesConfig
-from core.models import Contact, Deal, DealStatus, FieldType
+from core.models import Contact, Deal, DealStatus, FieldType, PropertyValue
 
 
 @dataclass(frozen=True)
 class BadRow:
-    """A row left out of the pull, and why."""
+    """A row left out of the pull, and why; ``unit`` is how the file counts its rows (CSV and JSON Lines by
+    line, Parquet by row)."""
 
     file: Path
     line: int
     column: str | None
     reason: str
+    unit: str = "line"
 
     def __str__(self) -> str:
-        where = f"{self.file.name}, line {self.line}" + (f", column {self.column}" if self.column else "")
+        where = f"{self.file.name}, {self.unit} {self.line}" + (f", column {self.column}" if self.column else "")
         return f"{where}: {self.reason}; the row is skipped"
 
 
@@ -39,7 +45,7 @@ class MappingError(Exception):
 
 
 class RecordMapper:
-    """Turns rows into contacts and deals; one instance per pull (it knows the ids seen so far)."""
+    """Turns rows (or columns' values) into contacts and deals."""
 
     def __init__(self, config: FilesConfig, contact_properties: Mapping[str, FieldType],
                  deal_properties: Mapping[str, FieldType]) -> None:
@@ -50,50 +56,87 @@ class RecordMapper:
                                 for name, kind in deal_properties.items()}
         self.won = {v.strip().casefold() for v in config.won_values}
         self.lost = {v.strip().casefold() for v in config.lost_values}
+        # The mirror keeps a record whose modified time did not move (sync.state): an export has none, so each
+        # record is stamped with the time its export was read (set by the connector at each reading).
+        self.read_at = datetime.now(UTC)
 
     def contact(self, values: Mapping[str, Any]) -> Contact:
         """One contact, or :class:`MappingError` naming the column."""
         cols = self.config.contact_columns
+        contact_id = self.id_value(values.get(cols.id), cols.id)
         email = _text(values.get(cols.email)) if cols.email else None
-        # Every value is checked above (id present, times aware UTC, properties typed): constructing without
+        created = self.time_value(values.get(cols.created), cols.created, required=True) or self.read_at
+        return self.make_contact(contact_id, email, created, self._properties(values, self.contact_properties))
+
+    def make_contact(self, contact_id: str, email: str | None, created: datetime,
+                     properties: dict[str, PropertyValue]) -> Contact:
+        """A contact from checked values."""
+        # Every value is checked (id present, times aware UTC, properties typed): constructing without
         # pydantic's validation again is a third of the cost of reading a row.
-        return Contact.model_construct(id=self._id(values, cols.id), email=email,
-                                       created_at=self._time(values, cols.created, required=True) or datetime.now(UTC),
-                                       updated_at=None, properties=self._properties(values, self.contact_properties),
-                                       archived=False)
+        return Contact.model_construct(id=contact_id, email=email, created_at=created, updated_at=self.read_at,
+                                       properties=properties, archived=False)
 
     def deal(self, values: Mapping[str, Any]) -> Deal:
         """One deal, or :class:`MappingError` naming the column."""
         cols = self.config.deal_columns
-        deal_id = self._id(values, cols.id)
-        closed = self._time(values, cols.closed) if cols.closed else None
-        created = self._time(values, cols.created) if cols.created else None
+        deal_id = self.id_value(values.get(cols.id), cols.id)
+        closed = self.time_value(values.get(cols.closed), cols.closed) if cols.closed else None
+        created = self.time_value(values.get(cols.created), cols.created) if cols.created else None
+        opened = self.opened(created, closed)
+        status = self.status_value(values.get(cols.status))
+        self.check_won(status, closed)
+        contact_ids = self.contact_ids_value(values.get(cols.contact_ids))
+        amount = self.amount_value(values.get(cols.amount), cols.amount) if cols.amount else None
+        currency = (_text(values.get(cols.currency)) or None) if cols.currency else None
+        return self.make_deal(deal_id, amount, currency, status, opened, closed, contact_ids,
+                              self._properties(values, self.deal_properties))
+
+    def make_deal(self, deal_id: str, amount: float | None, currency: str | None, status: DealStatus,
+                  opened: datetime, closed: datetime | None, contact_ids: tuple[str, ...],
+                  properties: dict[str, PropertyValue]) -> Deal:
+        """A deal from checked values."""
+        return Deal.model_construct(id=deal_id, amount=amount, currency=currency, pipeline=None, stage=None,
+                                    status=status, created_at=opened, closed_at=closed, updated_at=self.read_at,
+                                    contact_ids=contact_ids, properties=properties, archived=False)
+
+    def opened(self, created: datetime | None, closed: datetime | None) -> datetime:
+        """When a deal was opened: its creation date, else its close date; neither: :class:`MappingError`."""
         opened = created or closed
         if opened is None:
+            cols = self.config.deal_columns
             raise MappingError(cols.created or cols.closed, "no creation or close date")
-        status = self._status(values, cols.status)
-        if status is DealStatus.WON and closed is None:
-            raise MappingError(cols.closed, "a won deal needs a close date (it is the purchase date)")
-        raw = values.get(cols.contact_ids)
-        # JSON Lines may carry a list of ids; a CSV cell lists them with the separator.
-        parts = [str(i) for i in raw] if isinstance(raw, list) else (_text(raw) or "").split(cols.contact_separator)
-        contact_ids = tuple(dict.fromkeys(i.strip() for i in parts if i.strip()))
-        return Deal.model_construct(id=deal_id, amount=self._amount(values, cols.amount) if cols.amount else None,
-                                    currency=(_text(values.get(cols.currency)) or None) if cols.currency else None,
-                                    pipeline=None, stage=None, status=status, created_at=opened,
-                                    closed_at=closed, updated_at=None, contact_ids=contact_ids,
-                                    properties=self._properties(values, self.deal_properties), archived=False)
+        return opened
 
-    def _id(self, values: Mapping[str, Any], column: str) -> str:
-        text = _text(values.get(column))
+    def check_won(self, status: DealStatus, closed: datetime | None) -> None:
+        """A won deal without a close date is refused: the close date is the purchase date."""
+        if status is DealStatus.WON and closed is None:
+            raise MappingError(self.config.deal_columns.closed, "a won deal needs a close date (it is the purchase "
+                                                                "date)")
+
+    @staticmethod
+    def id_value(raw: Any, column: str) -> str:
+        """An id as text: present, without tabs or line breaks (the snapshot files are tab-separated)."""
+        text = _text(raw)
         if not text:
             raise MappingError(column, "no id")
         if any(c in text for c in "\t\r\n"):
             raise MappingError(column, "the id holds a tab or line break")
         return text
 
-    def _time(self, values: Mapping[str, Any], column: str, required: bool = False) -> datetime | None:
-        text = _text(values.get(column))
+    def contact_ids_value(self, raw: Any) -> tuple[str, ...]:
+        """A deal's contacts: a list (JSON Lines, a Parquet list column) or a cell listing them with the separator."""
+        parts = [str(i) for i in raw] if isinstance(raw, list) else (
+            (_text(raw) or "").split(self.config.deal_columns.contact_separator))
+        return tuple(dict.fromkeys(i.strip() for i in parts if i.strip()))
+
+    def time_value(self, raw: Any, column: str, required: bool = False) -> datetime | None:
+        """A moment in UTC: a typed timestamp or date (Parquet), or text in ISO 8601, epoch milliseconds or
+        ``files.date_format``; a time without a zone is taken as UTC."""
+        if isinstance(raw, datetime):
+            return raw.astimezone(UTC) if raw.tzinfo else raw.replace(tzinfo=UTC)
+        if isinstance(raw, date):
+            return datetime(raw.year, raw.month, raw.day, tzinfo=UTC)
+        text = _text(raw)
         if not text:
             if required:
                 raise MappingError(column, "no date")
@@ -112,8 +155,9 @@ class RecordMapper:
             raise MappingError(column, "no date")
         return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
-    def _amount(self, values: Mapping[str, Any], column: str) -> float | None:
-        raw = values.get(column)
+    @staticmethod
+    def amount_value(raw: Any, column: str) -> float | None:
+        """An amount: a typed number, or text that reads as a finite number; empty: None."""
         if raw is None or _text(raw) == "":
             return None
         try:
@@ -124,31 +168,41 @@ class RecordMapper:
             raise MappingError(column, f"'{raw}' is not a finite number")
         return number
 
-    def _status(self, values: Mapping[str, Any], column: str) -> DealStatus:
-        text = (_text(values.get(column)) or "").casefold()
+    def status_value(self, raw: Any) -> DealStatus:
+        """Won, lost (by ``files.won_values``/``lost_values``, case-insensitive) or open."""
+        text = (_text(raw) or "").casefold()
         if text in self.won:
             return DealStatus.WON
         return DealStatus.LOST if text in self.lost else DealStatus.OPEN
 
-    def _properties(self, values: Mapping[str, Any], wanted: Mapping[str, tuple[str, FieldType]]) -> dict[str, Any]:
-        """The declared properties found in the row, each checked against its type (the text is kept: the engine
-        reads properties as CRMs send them)."""
-        out: dict[str, Any] = {}
+    def property_value(self, raw: Any, column: str, kind: FieldType) -> str | None:
+        """A property checked against its type, as text (the engine reads properties as CRMs send them; a typed
+        date or timestamp is written in ISO 8601); empty: None."""
+        if isinstance(raw, date):
+            return raw.isoformat()
+        text = _text(raw)
+        if not text:
+            return None
+        if kind is FieldType.NUMBER:
+            try:
+                if not math.isfinite(float(text)):
+                    raise ValueError
+            except ValueError:
+                raise MappingError(column, f"'{text[:40]}' is not a number") from None
+        elif kind is FieldType.DATETIME:
+            self.time_value(text, column)
+        elif kind is FieldType.BOOL and text.casefold() not in ("true", "false", "1", "0", "yes", "no"):
+            raise MappingError(column, f"'{text[:40]}' is not true or false")
+        return text
+
+    def _properties(self, values: Mapping[str, Any],
+                    wanted: Mapping[str, tuple[str, FieldType]]) -> dict[str, PropertyValue]:
+        """The declared properties found in the row, each checked against its type."""
+        out: dict[str, PropertyValue] = {}
         for name, (column, kind) in wanted.items():
-            text = _text(values.get(column))
-            if not text:
-                continue
-            if kind is FieldType.NUMBER:
-                try:
-                    if not math.isfinite(float(text)):
-                        raise ValueError
-                except ValueError:
-                    raise MappingError(column, f"'{text[:40]}' is not a number") from None
-            elif kind is FieldType.DATETIME:
-                self._time(values, column)
-            elif kind is FieldType.BOOL and text.casefold() not in ("true", "false", "1", "0", "yes", "no"):
-                raise MappingError(column, f"'{text[:40]}' is not true or false")
-            out[name] = text
+            text = self.property_value(values.get(column), column, kind)
+            if text is not None:
+                out[name] = text
         return out
 
 
@@ -165,5 +219,3 @@ def bad(error: Exception) -> tuple[str | None, str]:
     if isinstance(error, MappingError):
         return error.column, error.reason
     return None, f"unreadable record ({error.__class__.__name__})"
-
-
