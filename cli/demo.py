@@ -289,6 +289,14 @@ def report(config_path: Path, run_id: int | None, compare_ids: tuple[int, int] |
             say(f"wrote {html_path}")
 
 
+def _last_port(port_file: Path) -> int:
+    """The port a sandbox had last time (0, any free port, the first time): a project's base_url stays valid."""
+    try:
+        return int(port_file.read_text(encoding="utf-8").strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
 def _cannot_listen(port: int | None, exc: OSError) -> UsageError:
     return UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
                       hint="another sandbox may be running there; stop it, or pass --port")
@@ -308,9 +316,10 @@ def sandbox() -> None:
 @click.option("--rate-limit/--no-rate-limit", default=True, show_default=True,
               help="Enforce HubSpot's limits (EngageBay: 429 above 300 requests a minute).")
 @click.option("--state", "state_dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".clm/sandbox"),
-              show_default=True, help="Certificates and the HubSpot sandbox's saved data.")
+              show_default=True, help="Certificates and the sandboxes' saved data.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="HubSpot sandbox port (default: the one it had last time in --state, else any free port).")
+              help="The sandbox's port (with --crm both, HubSpot's; default: the one it had last time in --state, "
+                   "else any free port).")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Date the generated data ends at (default: today), so a project's runs see it as current.")
 @json_option
@@ -320,8 +329,8 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     """Run the sandbox CRM(s) on loopback until interrupted; prints the URLs and tokens to use (--json: one JSON
     document with them, printed once the servers listen, for a script that starts the sandbox in the background).
 
-    The HubSpot sandbox keeps its data in --state (saved when it stops) and comes back on the same port with it,
-    so a project pointed at it keeps working across restarts; delete the folder to start afresh.
+    Each sandbox keeps its data in --state (saved when it stops) and comes back on the same port with it, so a
+    project pointed at it keeps working across restarts; delete the folder to start afresh.
     """
     from connectors.sandbox.generator import DEAL_PROPERTY_TYPES, generate
     from connectors.sandbox.hubspot import RateLimits, start_hubspot_sandbox
@@ -352,15 +361,14 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     document: dict[str, Any] = {"ok": True, "state": str(state_dir)}
     if crm in ("hubspot", "both"):
         db, port_file = state_dir / "hubspot.sqlite", state_dir / "hubspot.port"
-        if port is None and port_file.exists():
-            port = int(port_file.read_text().strip() or 0)
+        hs_port = _last_port(port_file) if port is None else port
         restored = db.exists()
         try:
             server, emulator = start_hubspot_sandbox(
-                *(((), ()) if restored else (contacts, deals)), db_path=db if restored else None, port=port or 0,
+                *(((), ()) if restored else (contacts, deals)), db_path=db if restored else None, port=hs_port,
                 rate_limits=RateLimits() if rate_limit else RateLimits.off())
         except OSError as exc:
-            raise _cannot_listen(port, exc) from None
+            raise _cannot_listen(hs_port, exc) from None
         servers.append(server)
         saved.append((emulator, db))
         port_file.write_text(f"{server.port}\n", encoding="utf-8")
@@ -374,11 +382,32 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         echo(f"HubSpot sandbox: {info['base_url']}\n  export HUBSPOT_TOKEN={info['token']}\n"
                    f"  in clm.toml: [hubspot] base_url = \"{info['base_url']}\"")
     if crm in ("salesforce", "both"):
-        sf_server, sf_emulator = start_salesforce_sandbox(
-            contacts, deals, tls_dir=state_dir / "tls", deal_properties=None if cdnow else DEAL_PROPERTY_TYPES)
+        from connectors.sandbox.salesforce import SalesforceEmulator
+
+        sf_db, sf_port_file = state_dir / "salesforce.org", state_dir / "salesforce.port"
+        # With --crm both, --port is HubSpot's: Salesforce keeps its own last port.
+        sf_port = port if port is not None and crm == "salesforce" else _last_port(sf_port_file)
+        sf_restored = sf_db.exists()
+        try:
+            sf_saved = SalesforceEmulator.load(sf_db) if sf_restored else None
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"the Salesforce sandbox's saved org {sf_db} cannot be read ({exc})",
+                             hint=f"delete {sf_db} to start afresh") from None
+        try:
+            sf_server, sf_emulator = start_salesforce_sandbox(
+                *(((), ()) if sf_restored else (contacts, deals)), tls_dir=state_dir / "tls", emulator=sf_saved,
+                deal_properties=None if cdnow or sf_restored else DEAL_PROPERTY_TYPES, port=sf_port)
+        except OSError as exc:
+            raise _cannot_listen(sf_port, exc) from None
         servers.append(sf_server)
+        saved.append((sf_emulator, sf_db))
+        sf_port_file.write_text(f"{sf_server.port}\n", encoding="utf-8")
+        if sf_restored:
+            echo(f"Salesforce sandbox: restored the org saved in {sf_db}")
+        else:
+            sf_emulator.save(sf_db)  # at once: a sandbox killed without Ctrl-C still comes back with its org
         info = salesforce_info(sf_server, sf_emulator)
-        document["salesforce"] = info
+        document["salesforce"] = {**info, "restored": sf_restored}
         # Token or client-credentials auth: simple-salesforce's own logins go to *.salesforce.com, which only the
         # in-process tests reroute, while our client-credentials request goes to SF_INSTANCE_URL (the sandbox).
         echo(f"Salesforce sandbox: {info['instance_url']}\n"
@@ -393,18 +422,33 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         echo(f"  first, as the org's admin: SF_ACCESS_TOKEN='{info['admin_session_id']}' clm fields ensure "
                    f"--assign-to {info['username']}")
     if crm == "engagebay":
-        from connectors.sandbox.engagebay import EngageBayEmulator, start_engagebay_sandbox
+        from connectors.sandbox.engagebay import Account, EngageBayEmulator, start_engagebay_sandbox
         from connectors.sandbox.engagebay import connection_info as engagebay_info
 
+        eb_db, eb_port_file = state_dir / "engagebay.json", state_dir / "engagebay.port"
+        eb_port = _last_port(eb_port_file) if port is None else port
+        eb_restored = eb_db.exists()
+        try:
+            account = Account.load(eb_db) if eb_restored else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"the EngageBay sandbox's saved data {eb_db} cannot be read ({exc})",
+                             hint=f"delete {eb_db} to start afresh") from None
         try:
             eb_server, eb_emulator = start_engagebay_sandbox(
-                contacts, deals, emulator=EngageBayEmulator(rate_limit=300 if rate_limit else None), port=port or 0)
+                *(((), ()) if eb_restored else (contacts, deals)), port=eb_port,
+                emulator=EngageBayEmulator(account=account, rate_limit=300 if rate_limit else None))
         except OSError as exc:
-            raise _cannot_listen(port, exc) from None
+            raise _cannot_listen(eb_port, exc) from None
         servers.append(eb_server)
+        saved.append((eb_emulator.account, eb_db))
+        eb_port_file.write_text(f"{eb_server.port}\n", encoding="utf-8")
+        if eb_restored:
+            echo(f"EngageBay sandbox: restored the data saved in {eb_db}")
+        else:
+            eb_emulator.account.save(eb_db)  # at once: a sandbox killed without Ctrl-C still comes back with it
         info = engagebay_info(eb_server, eb_emulator)
-        document["engagebay"] = info
-        echo(f"EngageBay sandbox: {info['base_url']} (its data lives in memory: a restart starts afresh)\n"
+        document["engagebay"] = {**info, "restored": eb_restored}
+        echo(f"EngageBay sandbox: {info['base_url']}\n"
              f"  export ENGAGEBAY_API_KEY={info['api_key']}\n"
              f"  in clm.toml: [engagebay] base_url = \"{info['base_url']}\"")
     if as_json:

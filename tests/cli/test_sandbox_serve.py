@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,6 +79,91 @@ def test_restarted_sandbox_keeps_data_and_address(tmp_path: Path, monkeypatch: p
         second = CliRunner().invoke(cli, ["sync", "--json"])
         assert second.exit_code == 0, second.output
         assert '"write_calls": 0' in second.output, "the data, our written values included, came back"
+
+
+@contextmanager
+def serving_json(state: Path, *extra: str) -> Iterator[dict[str, Any]]:
+    """Run `clm sandbox serve --json` in a process; yield its document; stop it as SIGTERM would."""
+    process = subprocess.Popen([sys.executable, "-c", CLM, "sandbox", "serve", "--contacts", "60", "--state",
+                                str(state), "--no-rate-limit", "--json", *extra], stdout=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert process.stdout is not None
+    try:
+        text = ""
+        while not text.endswith("\n}\n"):
+            line = process.stdout.readline()
+            assert line, "the process ended before printing its document"
+            text += line
+        yield json.loads(text)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def test_restarted_engagebay_sandbox_keeps_data_and_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "sandbox"
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(cli, ["init", "--crm", "engagebay"]).exit_code == 0
+    with serving_json(state, "--crm", "engagebay") as document:
+        info = document["engagebay"]
+        assert info["restored"] is False
+        monkeypatch.setenv("ENGAGEBAY_API_KEY", info["api_key"])
+        path = tmp_path / "clm.toml"
+        path.write_text(path.read_text().replace('base_url = "https://app.engagebay.com"',
+                                                 f'base_url = "{info["base_url"]}"'))
+        first = CliRunner().invoke(cli, ["sync", "--json"])
+        assert first.exit_code == 0, first.output
+        assert json.loads(first.stdout)["written_records"] == 60
+    assert (state / "engagebay.json").exists()
+    assert (state / "engagebay.json").stat().st_mode & 0o077 == 0, "personal data: private to its owner"
+    with serving_json(state, "--crm", "engagebay") as again:
+        assert again["engagebay"]["restored"] is True
+        assert again["engagebay"]["base_url"] == info["base_url"], "the same address after a restart"
+        second = CliRunner().invoke(cli, ["sync", "--json"])
+        assert second.exit_code == 0, second.output
+        assert json.loads(second.stdout)["write_calls"] == 0, "the data, our written values included, came back"
+
+
+def test_restarted_salesforce_sandbox_keeps_the_org_its_fields_and_sessions(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "sandbox"
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(cli, ["init", "--crm", "salesforce"]).exit_code == 0
+    with serving_json(state, "--crm", "salesforce") as document:
+        info = document["salesforce"]
+        assert info["restored"] is False
+        monkeypatch.setenv("SF_INSTANCE_URL", info["instance_url"])
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", info["ca_path"])
+        monkeypatch.setenv("SF_ACCESS_TOKEN", info["admin_session_id"])
+        ensured = CliRunner().invoke(cli, ["fields", "ensure", "--assign-to", info["username"], "--json"])
+        assert ensured.exit_code == 0, ensured.output
+        monkeypatch.setenv("SF_ACCESS_TOKEN", info["session_id"])
+        first = CliRunner().invoke(cli, ["sync", "--json"])
+        assert first.exit_code == 0, first.output
+        assert json.loads(first.stdout)["written_records"] == 60
+    assert (state / "salesforce.org").stat().st_mode & 0o077 == 0, "personal data: private to its owner"
+    # The same exported variables as before the restart: same address, same CA, same session id.
+    with serving_json(state, "--crm", "salesforce") as again:
+        assert again["salesforce"]["restored"] is True
+        assert again["salesforce"]["instance_url"] == info["instance_url"], "the same address after a restart"
+        second = CliRunner().invoke(cli, ["sync", "--json"])
+        assert second.exit_code == 0, second.output
+        assert json.loads(second.stdout)["write_calls"] == 0, "the org, our fields and written values came back"
+
+
+def test_a_saved_org_someone_else_could_write_is_not_loaded(tmp_path: Path) -> None:
+    from connectors.sandbox.salesforce import SalesforceEmulator
+
+    saved = tmp_path / "salesforce.org"
+    SalesforceEmulator().save(saved)
+    assert SalesforceEmulator.load(saved).store.org.username
+    saved.chmod(0o666)  # unpickling runs code: a file others may write is refused
+    with pytest.raises(PermissionError, match="not private"):
+        SalesforceEmulator.load(saved)
+    saved.chmod(0o600)
+    saved.write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a saved org"):
+        SalesforceEmulator.load(saved)
 
 
 def test_as_of_dates_the_generated_data(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ with one ``updated_time``: the ties an incremental pull must not lose.
 from __future__ import annotations
 
 import functools
-import itertools
+import json
 import math
 import threading
 import time
@@ -25,6 +25,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,7 @@ _SEED_SYSTEM = {"firstname": "name", "lastname": "last_name", "jobtitle": "role"
 #: The system fields of a contact's ``properties`` list (README "System Fields", Contact).
 SYSTEM_CONTACT_FIELDS = frozenset({"name", "last_name", "email", "role", "phone", "website", "address"})
 _OPEN_MILESTONES = ("New", "Prospect", "Proposal")
+_ID_STEP = 7_919
 
 
 @functools.cache
@@ -88,7 +90,7 @@ class Account:
         self._field_index: dict[str, dict[str, dict[str, Any]]] = {scope: {} for scope in SCOPES}
         self.writes: Counter[str] = Counter()
         self.version = 0
-        self._ids = itertools.count(6_218_728_647_688_192, 7_919)
+        self._next_id = 6_218_728_647_688_192
         self._orders: dict[tuple[str, str, bool], tuple[int, list[tuple[int, int]]]] = {}
 
     # --- time and text -----------------------------------------------------------------------------------
@@ -113,7 +115,9 @@ class Account:
 
     def new_id(self) -> int:
         """A fresh 16-digit id."""
-        return next(self._ids)
+        with self.lock:
+            self._next_id += _ID_STEP
+            return self._next_id
 
     # --- custom fields -----------------------------------------------------------------------------------
 
@@ -135,6 +139,37 @@ class Account:
             index.setdefault(str(item["field_name"]), item)
             index.setdefault(label, item)
             return item
+
+    # --- a sandbox a user comes back to ------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write the account's data to ``path`` as JSON (replacing it atomically): ``clm sandbox serve --state``
+        restores it on the next start, so a project pointed at the sandbox keeps its records across restarts."""
+        with self.lock:
+            document = {"version": 1, "date_format": self.date_format, "timezone": self.zone.key,
+                        "next_id": self._next_id, "records": self.records, "tracks": self.tracks,
+                        "fields": self.fields}
+            text = json.dumps(document, separators=(",", ":"))
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.chmod(0o600)  # the file holds personal data: private, as the design's state files are
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Account:
+        """An account as :meth:`save` wrote it."""
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        account = cls(clock=clock, date_format=document["date_format"], timezone=document["timezone"])
+        account._next_id = int(document["next_id"])
+        account.records = document["records"]
+        account.tracks = document["tracks"]
+        for scope, items in document["fields"].items():
+            for item in items:
+                account.fields[scope].append(item)
+                account._field_index[scope].setdefault(str(item["field_name"]), item)
+                account._field_index[scope].setdefault(str(item["field_label"]), item)
+        return account
 
     # --- records -----------------------------------------------------------------------------------------
 

@@ -34,12 +34,15 @@ or ``/services/data/vXX.X/jobs/ingest/{id}/batches`` with method ``PUT`` for Bul
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import re
 import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -54,6 +57,9 @@ from connectors.sandbox.salesforce.store import DuplicateRule, Record, Store, Va
 from connectors.sandbox.salesforce.values import to_json
 from connectors.sandbox.server import Request, Response
 from core.models import Contact, Deal, FieldType
+
+#: Bumped when a saved org's layout changes: an older file is refused, not misread.
+_SAVE_VERSION = 1
 
 API_VERSIONS: dict[str, str] = {
     "52.0": "Summer '21", "53.0": "Winter '22", "54.0": "Spring '22", "55.0": "Summer '22", "56.0": "Winter '23",
@@ -92,11 +98,13 @@ class SalesforceEmulator:
                  clock: Callable[[], datetime] | None = None, bulk_delay: float = DEFAULT_BULK_DELAY,
                  session_ttl: timedelta | None = timedelta(hours=2), max_query_cursors: int = 10,
                  access_token: str | None = None, fault_seed: int = 0, org_name: str = "crm-lifecycle sandbox",
-                 is_sandbox: bool = False, base_url: str | None = None, late_commits: float = 0.02) -> None:
+                 is_sandbox: bool = False, base_url: str | None = None, late_commits: float = 0.02,
+                 store: Store | None = None) -> None:
         """``late_commits``: the share of person edits whose transaction commits seconds to minutes after their
-        ``SystemModstamp`` (see :mod:`connectors.sandbox.salesforce.consistency`); 0 commits every edit at once."""
+        ``SystemModstamp`` (see :mod:`connectors.sandbox.salesforce.consistency`); 0 commits every edit at once.
+        ``store``: an org saved before (see :meth:`load`) instead of a new one."""
         self.credentials = credentials or Credentials()
-        self.store = Store(clock=clock, username=self.credentials.username, org_name=org_name,
+        self.store = store or Store(clock=clock, username=self.credentials.username, org_name=org_name,
                            is_sandbox=is_sandbox, late_commits=late_commits)
         self.sessions = Sessions(self.store, session_ttl)
         self.logins = Logins(self.store, self.sessions, self.credentials)
@@ -114,6 +122,44 @@ class SalesforceEmulator:
         self._faults = FaultInjector(fault_seed)
         self._lock = threading.Lock()
         self._routes = self._build_routes()
+
+    # ------------------------------------------------------------ a sandbox a user comes back to
+
+    def save(self, path: Path) -> None:
+        """Write the org (records, schema with our custom fields, permissions, users' sessions and credentials)
+        to ``path``, replacing it atomically: ``clm sandbox serve --state`` restores it on the next start.
+
+        A pickle, as the org is a graph of the emulator's own objects; :meth:`load` reads only a file private
+        to the user running it, since unpickling runs code.
+        """
+        with self.store.lock:
+            blob = pickle.dumps({"version": _SAVE_VERSION, "store": self.store, "credentials": self.credentials,
+                                 "sessions": self.sessions.snapshot(), "session_id": self.session_id,
+                                 "admin_session_id": self.admin_session_id}, protocol=pickle.HIGHEST_PROTOCOL)
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(blob)
+        partial.chmod(0o600)  # personal data, and code to the unpickler: private to its owner
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: Path, **options: Any) -> SalesforceEmulator:
+        """An emulator with the org :meth:`save` wrote to ``path`` (``options`` as for the constructor)."""
+        path = Path(path)
+        info = path.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o022:
+            raise PermissionError(f"{path} is not private to this user (unpickling it would run its code)")
+        try:
+            saved = pickle.loads(path.read_bytes())  # our own private file, checked above
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+            raise ValueError(f"{path} is not a saved org ({exc})") from None
+        if not isinstance(saved, dict) or saved.get("version") != _SAVE_VERSION:
+            raise ValueError(f"{path} was saved by another version of the sandbox")
+        emulator = cls(credentials=saved["credentials"], store=saved["store"], access_token=saved["session_id"],
+                       **options)
+        emulator.sessions.restore(saved["sessions"])
+        emulator.admin_session_id = saved["admin_session_id"]
+        return emulator
 
     # ------------------------------------------------------------ seeding & people
 

@@ -43,6 +43,7 @@ import secrets
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -121,6 +122,16 @@ class Sessions:
         with self._lock:
             self._sessions[token] = Session(token, user_id or self.store.org.user_id, now, now)
         return token
+
+    def snapshot(self) -> list[Session]:
+        """Every issued session (for a saved org)."""
+        with self._lock:
+            return list(self._sessions.values())
+
+    def restore(self, sessions: Iterable[Session]) -> None:
+        """Sessions of a saved org: ids a user exported before a restart stay valid, within their timeout."""
+        with self._lock:
+            self._sessions.update((session.token, session) for session in sessions)
 
     def lookup(self, authorization: str | None) -> Session | None:
         """The live session named by an ``Authorization: Bearer <id>`` (or legacy ``OAuth <id>``) header."""

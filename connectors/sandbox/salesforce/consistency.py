@@ -28,7 +28,6 @@ https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,7 +58,7 @@ class LateCommits:
         self.longest = longest
         self._draw = random.Random(seed)
         self._heap: list[_Pending] = []
-        self._seq = itertools.count()
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -72,7 +71,13 @@ class LateCommits:
 
     def schedule(self, due: datetime, record_id: str, apply: Callable[[], None]) -> None:
         """Run ``apply`` (the commit) once the clock reaches ``due``."""
-        heapq.heappush(self._heap, _Pending(due, next(self._seq), record_id, apply))
+        self._seq += 1
+        heapq.heappush(self._heap, _Pending(due, self._seq, record_id, apply))
+
+    def settle_all(self) -> None:
+        """Commit every open transaction now (an org being saved to a file keeps no half-done saves)."""
+        while self._heap:
+            heapq.heappop(self._heap).apply()
 
     def settle(self, now: datetime) -> None:
         """Commit every transaction due by ``now``, oldest first."""

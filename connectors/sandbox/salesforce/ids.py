@@ -9,7 +9,6 @@ up object types gets the same ``MALFORMED_ID`` it would get from Salesforce.
 
 from __future__ import annotations
 
-import itertools
 import threading
 
 KEY_PREFIXES: dict[str, str] = {
@@ -81,15 +80,24 @@ class IdFactory:
     """Hands out new, never repeated 18-character Ids per key prefix; thread-safe."""
 
     def __init__(self, start: int = 1_000) -> None:
-        self._counters: dict[str, itertools.count[int]] = {}
+        self._next: dict[str, int] = {}
         self._lock = threading.Lock()
         self._start = start
+
+    def __getstate__(self) -> dict[str, object]:
+        # A saved org (clm sandbox serve --state) keeps its counters; the lock is made anew.
+        return {"next": dict(self._next), "start": self._start}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self._next = dict(state["next"])  # type: ignore[call-overload]
+        self._start = int(state["start"])  # type: ignore[call-overload]
+        self._lock = threading.Lock()
 
     def new(self, prefix: str) -> str:
         """A fresh Id with ``prefix`` (e.g. ``003Hn00000001AbcQAG``-like)."""
         with self._lock:
-            counter = self._counters.setdefault(prefix, itertools.count(self._start))
-            number = next(counter)
+            number = self._next.get(prefix, self._start)
+            self._next[prefix] = number + 1
         digits = []
         for _ in range(9):
             number, rest = divmod(number, 62)

@@ -30,7 +30,7 @@ from core.models import Contact, Deal, FieldType
 def start_salesforce_sandbox(contacts: Iterable[Contact] = (), deals: Iterable[Deal] = (), *, tls_dir: Path,
                              emulator: SalesforceEmulator | None = None,
                              faults: FaultInjector | None = None,
-                             deal_properties: Mapping[str, FieldType] | None = None,
+                             deal_properties: Mapping[str, FieldType] | None = None, port: int = 0,
                              ) -> tuple[SandboxServer, SalesforceEmulator]:
     """Seed an emulator (a default one unless given), serve it over HTTPS on loopback, and return both.
 
@@ -39,7 +39,7 @@ def start_salesforce_sandbox(contacts: Iterable[Contact] = (), deals: Iterable[D
     """
     emulator = emulator or SalesforceEmulator()
     emulator.seed(contacts, deals, deal_properties=deal_properties)
-    server = SandboxServer(emulator, tls_dir=tls_dir, faults=faults).start()
+    server = SandboxServer(emulator, tls_dir=tls_dir, faults=faults, port=port).start()
     emulator.base_url = server.url
     return server, emulator
 

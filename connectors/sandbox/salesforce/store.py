@@ -181,6 +181,24 @@ class Store:
         self.org = OrgInfo()
         self._bootstrap(username, org_name, is_sandbox, admin_username)
 
+    # ------------------------------------------------------------ a saved org (clm sandbox serve --state)
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self.lock:
+            self.commits.settle_all()  # the pending commits are closures: apply them rather than lose them
+            state = dict(vars(self))
+        for name in ("lock", "clock", "_acting", "_grants", "_shapes"):
+            state.pop(name)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        # A restored org runs on the wall clock (a test's fake clock is not saved) and rebuilds its caches.
+        self.lock = threading.RLock()
+        self.clock = lambda: datetime.now(UTC)
+        self._acting = threading.local()
+        self._grants, self._grants_version, self._shapes = {}, -1, {}
+
     # ------------------------------------------------------------ basics
 
     def now(self) -> datetime:
