@@ -253,9 +253,12 @@ def test_a_failed_run_alerts_and_a_failing_channel_never_fails_the_sync(
     monkeypatch.setenv("CLM_SLACK_WEBHOOK_URL", slack.url.replace("/services/", "/gone/"))
     slack.statuses = [404]
     server.stop()  # the CRM goes away: connection refused
-    result = CliRunner().invoke(cli, ["sync"])
+    result = CliRunner().invoke(cli, ["--log-format", "json", "sync"])
     assert result.exit_code == 1, result.output  # the run's own failure, nothing more
     assert "refused" in result.output
+    # Log-based alerting keys on the level: a failed run is an error, not an info line.
+    finish = [json.loads(line) for line in result.stderr.splitlines() if '"finish"' in line]
+    assert [(f["level"], f["message"].split(":")[0]) for f in finish] == [("error", "run 2 failed")]
     assert hook.bodies[-1]["status"] == "failed" and [t["rule"] for t in hook.bodies[-1]["triggers"]] == ["status"]
     history = json.loads(CliRunner().invoke(cli, ["runs", "--json"]).stdout)
     deliveries = {d["channel"]: d for d in history[0]["summary"]["alerts"]["deliveries"]}

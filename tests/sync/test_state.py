@@ -78,3 +78,17 @@ def test_lock_refuses_a_live_holder_and_recovers_a_dead_one(tmp_path: Path) -> N
     path.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "since": "x"}))
     with RunLock(path) as lock:
         assert lock.recovered_from is not None and lock.recovered_from["pid"] == int(dead.stdout)
+
+
+def test_stage_moves_between_two_runs_in_run_order(make_store: Callable[..., StateStore]) -> None:
+    # The report's stage flow (clm report --compare A B) reads these on either store.
+    state = make_store()
+    runs = [state.start_run("sync", T) for _ in range(3)]
+    state.save_stage_moves(runs[0], [("7", None, "lead")])
+    state.save_stage_moves(runs[1], [("b2", "lead", "customer"), ("a1", None, "lead")])
+    state.save_stage_moves(runs[2], [("a1", "lead", "sales_qualified")])
+    state.save_stage_moves(runs[2], [("a1", "lead", "customer")])  # the run's last word on a contact counts
+    assert state.stage_moves(runs[0], runs[2]) == [("a1", None, "lead"), ("b2", "lead", "customer"),
+                                                   ("a1", "lead", "customer")]
+    assert state.stage_moves(runs[1], runs[2]) == [("a1", "lead", "customer")]
+    assert state.stage_moves(runs[2], runs[2]) == []
