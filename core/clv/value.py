@@ -29,7 +29,7 @@ import numpy.typing as npt
 from core.clv._history import distinct_rows
 from core.clv.bgnbd import BgNbdFit, fit_bgnbd
 from core.clv.gamma_gamma import GammaGammaFit, expected_spend_under_draws, fit_gamma_gamma
-from core.clv.paretonbd import p_alive_under_draws
+from core.clv.paretonbd import expected_while_alive_under_draws, p_alive_under_draws
 from core.clv.selection import ModelName, PurchaseModelFit, PurchaseParams, describe_bgnbd, fit_purchase_model
 from core.clv.summary import TransactionSummary
 from core.errors import FitError
@@ -364,14 +364,15 @@ _BOUND_FIELDS = ("clv_low", "clv_high", "p_alive_low", "p_alive_high", "expected
 
 def _bounds(values: FloatArray, level: float, out: tuple[FloatArray, FloatArray], rows: slice) -> None:
     """The central ``level`` quantiles of each column of ``values`` into ``out[0][rows]``, ``out[1][rows]``: the
-    same numbers as ``np.quantile`` (linear), from one partial sort at the four order statistics needed."""
+    same numbers as ``np.quantile`` (linear). Each column's draws are sorted as one contiguous row: NumPy's
+    vectorised sort of short contiguous rows takes half the time of a partial sort down the strided columns."""
     last = values.shape[0] - 1
     positions = (0.5 * (1.0 - level) * last, 0.5 * (1.0 + level) * last)
-    needed = sorted({k for pos in positions for k in (math.floor(pos), math.ceil(pos))})
-    ordered = np.partition(values, needed, axis=0)
+    ordered = np.ascontiguousarray(values.T)
+    ordered.sort(axis=1)
     for target, pos in zip(out, positions, strict=True):
-        below = ordered[math.floor(pos)]
-        target[rows] = below + (pos - math.floor(pos)) * (ordered[math.ceil(pos)] - below)
+        below = ordered[:, math.floor(pos)]
+        target[rows] = below + (pos - math.floor(pos)) * (ordered[:, math.ceil(pos)] - below)
 
 
 def _p_alive_under_draws(
@@ -387,6 +388,8 @@ def _while_alive_under_draws(
     fit: PurchaseModelFit, draws: FloatArray, x: FloatArray, T: FloatArray, grid: FloatArray, discount: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """(draws x distinct (x, T)) expected purchases over the horizon if alive, undiscounted and discounted."""
+    if fit.model == "pareto_nbd":
+        return expected_while_alive_under_draws(draws, x, T, grid, discount)
     total = np.empty((len(draws), len(x)))
     discounted = np.empty((len(draws), len(x)))
     for k, row in enumerate(draws):

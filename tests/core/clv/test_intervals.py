@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.clv import ClvResult, ParetoNbdParams, TransactionSummary, fit_and_score
-from core.clv.paretonbd import p_alive_under_draws
+from core.clv.paretonbd import expected_while_alive_under_draws, p_alive_under_draws
 from core.clv.selection import ModelName
+from core.clv.value import INTERVAL_SEED
 
 OUTPUTS = ("p_alive", "expected_purchases", "clv")
 
@@ -75,3 +76,43 @@ def test_batched_pareto_p_alive_is_the_closed_form_per_draw(
     for k, row in enumerate(matrix):
         expected = ParetoNbdParams(*row).p_alive(x, t_x, T)
         np.testing.assert_allclose(batched[k], expected, rtol=1e-10, atol=1e-13)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    draws=st.lists(st.tuples(*(st.floats(0.05, 20.0) for _ in range(4))), min_size=1, max_size=6),
+    windows=st.lists(st.tuples(st.integers(0, 60), st.floats(0.1, 80.0)), min_size=1, max_size=30),
+    horizon=st.floats(0.5, 200.0),
+)
+def test_batched_pareto_expectations_while_alive_are_the_closed_form_per_draw(
+    draws: list[tuple[float, float, float, float]], windows: list[tuple[int, float]], horizon: float
+) -> None:
+    x = np.array([w[0] for w in windows], dtype=np.float64)
+    T = np.array([w[1] for w in windows])
+    grid = np.linspace(0.0, horizon, 7)
+    discount = 0.99 ** np.arange(1, 7)
+    total, discounted = expected_while_alive_under_draws(np.array(draws), x, T, grid, discount)
+    for k, row in enumerate(draws):
+        cumulative = ParetoNbdParams(*row).expected_purchases_if_alive(grid[1:, None], x, T)
+        np.testing.assert_allclose(total[k], cumulative[-1], rtol=1e-12)
+        np.testing.assert_allclose(discounted[k], discount @ np.diff(cumulative, axis=0, prepend=0.0), rtol=1e-12)
+
+
+def test_bounds_are_the_quantiles_of_each_customers_draws(cdnow_calibration: TransactionSummary) -> None:
+    """The per-customer bounds are np.quantile of that customer's values over the same draws, computed here one
+    customer at a time from the per-draw closed form."""
+    s = cdnow_calibration
+    result = fit_and_score(s, 52.0, 0.1, purchase_model="pareto_nbd", interval_draws=50, interval_level=0.8)
+    fit = result.purchase_fit
+    assert fit is not None
+    rng = np.random.default_rng(INTERVAL_SEED)
+    estimate = np.log(list(fit.parameters.values()))
+    draws = np.exp(rng.multivariate_normal(estimate, fit.covariance, size=50))
+    some = np.flatnonzero(result.is_customer)[::97]
+    x, t_x, T = s.frequency[some].astype(np.float64), s.recency[some], s.T[some]
+    alive = np.stack([ParetoNbdParams(*row).p_alive(x, t_x, T) for row in draws])
+    expected = np.stack([ParetoNbdParams(*row).conditional_expected_purchases(52.0, x, t_x, T) for row in draws])
+    for values, name in ((alive, "p_alive"), (expected, "expected_purchases")):
+        low, high = _bounds(result, name)
+        np.testing.assert_allclose(low[some], np.quantile(values, 0.1, axis=0), rtol=1e-9)
+        np.testing.assert_allclose(high[some], np.quantile(values, 0.9, axis=0), rtol=1e-9)
