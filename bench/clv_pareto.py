@@ -1,7 +1,7 @@
 """Pareto/NBD benchmark: our core.clv against lifetimes' ParetoNBDFitter and PyMC-Marketing's ParetoNBDModel
 (MAP fit, its default priors), side by side in one run.
 
-    python bench/clv_pareto.py [--sizes 100000]
+    python bench/clv_pareto.py [--sizes 100000 1000000] [--timeout 900]
 
 "Fit + score" is, for both: fit Pareto/NBD and Gamma-Gamma, then per customer P(alive), expected purchases
 over 52 weeks and a discounted 12-month CLV; ours also once more with the per-customer CLV intervals (200
@@ -10,7 +10,7 @@ estimates, observed in whole days as a summary of real purchases is (t_x and T a
 measurement runs in its own subprocess with one BLAS thread (see bench/clv.py); the lifetimes half needs
 .venv-bench (bash bench/setup_bench_env.sh), the PyMC-Marketing half .venv-pymc (bash bench/setup_pymc_env.sh,
 Python >= 3.12). PyMC-Marketing's outputs are P(alive) and 52-week expected purchases (no Gamma-Gamma, no CLV).
-A library run that does not finish within --timeout seconds is reported as "> N s (stopped)".
+A run that does not finish within --timeout seconds (15 minutes by default) is reported as "did not finish".
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def _run(python: Path | str, task: str, data: Path, timeout: float) -> dict[str,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000], help="simulated base sizes")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds before a run is stopped")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000], help="simulated base sizes")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds before a run is stopped")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -162,6 +162,7 @@ def main() -> None:
     for python in (BENCH_PYTHON, PYMC_PYTHON):
         if not python.exists():
             print(f"skipped: {python} not found; create it with bench/setup_bench_env.sh or bench/setup_pymc_env.sh")
+    print(f"load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     print("| case | library | fit + score (s) | peak RSS (MB) | r | alpha | s | beta | 52-week purchases | CLV |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     summary = []
@@ -174,12 +175,14 @@ def main() -> None:
             rows += [(label, _run(python, task, path, args.timeout)) for label, python, task in others]
             for library, r in rows:
                 if r is None:
-                    print(f"| {name} | {library} | > {args.timeout:.0f} (stopped) | | | | | | | |", flush=True)
+                    print(f"| {name} | {library} | did not finish in {args.timeout / 60:.0f} minutes | | | | | | | |",
+                          flush=True)
                     continue
                 p = r["params"]
                 print(f"| {name} | {library} | {r['seconds']:.3f} | {r['peak_rss_mb']:.0f} | "
                       + " | ".join(f"{p[k]:.4f}" for k in ("r", "alpha", "s", "beta"))
-                      + f" | {r['total_expected_purchases']:,.0f} | {r['total_clv']:,.0f} |", flush=True)
+                      + f" | {r['total_expected_purchases']:,.0f} | "
+                      + ("" if r["total_clv"] != r["total_clv"] else f"{r['total_clv']:,.0f}") + " |", flush=True)
             summary.append((name, rows))
     for name, rows in summary:
         ours, bounded = rows[0][1], rows[1][1]
@@ -189,7 +192,8 @@ def main() -> None:
         parts = []
         for library, theirs in rows[2:]:
             if theirs is None:
-                parts.append(f"{library} > {args.timeout:.0f} s (stopped): > {args.timeout / bounded['seconds']:.0f}x")
+                parts.append(f"{library} did not finish in {args.timeout / 60:.0f} minutes: "
+                             f"> {args.timeout / bounded['seconds']:.0f}x")
             else:
                 parts.append(f"{library} {theirs['seconds']:.3f} s: **{theirs['seconds'] / bounded['seconds']:.1f}x** "
                              f"({theirs['seconds'] / ours['seconds']:.0f}x without intervals)")

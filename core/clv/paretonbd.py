@@ -501,11 +501,18 @@ def expected_while_alive_under_draws(
     The expectation factors as (r+x)/(alpha+T) * h(t; s, beta + T) (see :func:`_expected_while_alive`), and h
     does not depend on x: it is evaluated once per (draw, distinct T, step), then scaled per customer."""
     (windows,), at_window = distinct_rows(T)
-    s, beta = draws[:, 2, None, None], draws[:, 3, None, None]
-    # (draws, steps, distinct T): h of each step end; r/alpha = 1 leaves h itself.
-    h = _expected_while_alive(grid[None, 1:, None], np.float64(1.0), np.float64(1.0), s, beta + windows)
-    total_h = h[:, -1, :]
-    discounted_h = np.einsum("k,dkw->dw", discount, np.diff(h, axis=1, prepend=0.0))
+    total_h = np.empty((len(draws), len(windows)))
+    discounted_h = np.empty((len(draws), len(windows)))
+    steps = grid[None, 1:, None]
+    # (draws, steps, distinct T) blocks: with T in whole days there are a few hundred distinct T and one block.
+    per_block = max(1, _DRAW_BLOCK // max(steps.size * len(windows), 1))
+    for start in range(0, len(draws), per_block):
+        block = draws[start : start + per_block]
+        s, beta = block[:, 2, None, None], block[:, 3, None, None]
+        # h at each step end; r/alpha = 1 leaves h itself.
+        h = _expected_while_alive(steps, np.float64(1.0), np.float64(1.0), s, beta + windows)
+        total_h[start : start + len(block)] = h[:, -1, :]
+        discounted_h[start : start + len(block)] = np.einsum("k,dkw->dw", discount, np.diff(h, axis=1, prepend=0.0))
     rate = (draws[:, 0, None] + x) / (draws[:, 1, None] + T)
     return rate * total_h[:, at_window], rate * discounted_h[:, at_window]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.clv import ClvResult, ParetoNbdParams, TransactionSummary, fit_and_score
+from core.clv import ClvResult, ParetoNbdParams, TransactionSummary, fit_and_score, paretonbd
 from core.clv.paretonbd import expected_while_alive_under_draws, p_alive_under_draws
 from core.clv.selection import ModelName
 from core.clv.value import INTERVAL_SEED
@@ -116,3 +116,18 @@ def test_bounds_are_the_quantiles_of_each_customers_draws(cdnow_calibration: Tra
         low, high = _bounds(result, name)
         np.testing.assert_allclose(low[some], np.quantile(values, 0.1, axis=0), rtol=1e-9)
         np.testing.assert_allclose(high[some], np.quantile(values, 0.9, axis=0), rtol=1e-9)
+
+
+def test_draws_scored_in_small_blocks_give_the_same_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scoring splits the draws into blocks of about _DRAW_BLOCK elements; the split must not change a digit."""
+    rng = np.random.default_rng(5)
+    draws = np.exp(rng.normal(np.log([0.55, 10.6, 0.6, 11.7]), 0.3, size=(9, 4)))
+    x = rng.integers(0, 30, size=40).astype(np.float64)
+    T = rng.integers(1, 400, size=40) / 7.0
+    t_x = np.where(x > 0, np.floor(rng.uniform(0, 1, size=40) * T * 7.0) / 7.0, 0.0)
+    grid, discount = np.linspace(0.0, 52.0, 13), 0.99 ** np.arange(1, 13)
+    whole = (p_alive_under_draws(draws, x, t_x, T), *expected_while_alive_under_draws(draws, x, T, grid, discount))
+    monkeypatch.setattr(paretonbd, "_DRAW_BLOCK", 16)
+    split = (p_alive_under_draws(draws, x, t_x, T), *expected_while_alive_under_draws(draws, x, T, grid, discount))
+    for one, other in zip(whole, split, strict=True):
+        np.testing.assert_array_equal(one, other)
