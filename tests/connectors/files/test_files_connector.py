@@ -284,3 +284,16 @@ def test_a_property_whose_column_is_not_in_the_export_is_named_and_its_scores_wi
     assert summary.problems[0].startswith("data.contact_properties.numemployees: the CRM has no contact property")
     assert "lead_score" in summary.problems[0]
     assert all(row["lead_score"] == "" for row in output(tmp_path).values())
+
+
+def test_records_built_from_checked_values_are_what_validation_builds(tmp_path: Path) -> None:
+    # The reading skips pydantic's validation and model_construct (records.py): every field must still be set,
+    # each exactly as the validated model holds it, and the models must still copy.
+    _, _, mapping = setup(tmp_path, n=30)
+    connector = build_connector(files_config(tmp_path, mapping))
+    assert isinstance(connector, FilesConnector)
+    people, sales, _ = connector.read()
+    for record in [*people, *sales]:
+        validated = type(record).model_validate(record.model_dump())
+        assert validated == record and record.model_fields_set == set(type(record).model_fields)
+        assert record.model_copy(update={"archived": True}).archived and not record.archived
