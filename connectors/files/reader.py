@@ -50,6 +50,11 @@ def file_format(path: Path, fmt: str) -> str:
     return "parquet" if path.suffix.lower() in SUFFIXES["parquet"] else "csv"
 
 
+def csv_delimiter(path: Path, delimiter: str) -> str:
+    """The configured delimiter, or a tab for a ``.tsv`` file."""
+    return "\t" if path.suffix.lower() == ".tsv" else delimiter
+
+
 def read_rows(path: Path, fmt: str, delimiter: str) -> Iterator[Row | BadRow]:
     """Every record of one file, or a :class:`BadRow` for one that cannot be read (the rest is still read)."""
     try:
@@ -58,7 +63,7 @@ def read_rows(path: Path, fmt: str, delimiter: str) -> Iterator[Row | BadRow]:
             if file_format(path, fmt) == "jsonl":
                 yield from _jsonl(path, handle)
             else:
-                yield from _csv(path, handle, "\t" if path.suffix.lower() == ".tsv" else delimiter)
+                yield from _csv(path, handle, csv_delimiter(path, delimiter))
     except UnicodeDecodeError as exc:
         raise ConnectorError(f"{path}: not UTF-8 text (byte {exc.start})",
                              hint="export the file as UTF-8") from None

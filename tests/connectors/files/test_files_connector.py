@@ -297,3 +297,72 @@ def test_records_built_from_checked_values_are_what_validation_builds(tmp_path: 
         validated = type(record).model_validate(record.model_dump())
         assert validated == record and record.model_fields_set == set(type(record).model_fields)
         assert record.model_copy(update={"archived": True}).archived and not record.archived
+
+
+def test_csv_read_column_wise_gives_the_records_and_reports_of_the_row_wise_reading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.files import columns
+
+    c, d, mapping = setup(tmp_path, n=120)
+    people = contacts(120)
+    created, employees = CONTACT_HEADER.index("Created"), CONTACT_HEADER.index("Employees")
+    people[3][created] = "31/31/2024"
+    people[5][employees] = "many"
+    people[8][0] = "  "
+    people[9][0] = " c1 "  # padded: the id c1, a second time
+    people[10][created] = ""
+    people[11][1] = "a, b <x@example.com>"  # a quoted delimiter
+    write_csv(c, CONTACT_HEADER, people)
+    c.write_bytes(b"\xef\xbb\xbf" + c.read_bytes())  # a spreadsheet's byte-order mark
+    sales = deals(120)
+    sales[1][2] = "ten dollars"
+    sales[2][5] = ""  # won without a close date
+    sales[4][6] = sales[4][5] = ""  # neither opened nor closed
+    sales[6][6] = "yesterday"
+    write_csv(d, DEAL_HEADER, sales)
+    config = files_config(tmp_path, mapping)
+    assert columns.csv_table(c, ",") is not None and columns.csv_table(d, ",") is not None
+
+    def reading() -> tuple[Any, Any, list[str]]:
+        connector = build_connector(config)
+        assert isinstance(connector, FilesConnector)
+        people, sales, bad = connector.read()
+        strip = {"updated_at"}
+        return ([x.model_dump(exclude=strip) for x in people], [x.model_dump(exclude=strip) for x in sales],
+                [str(row) for row in bad])
+
+    column_wise = reading()
+    monkeypatch.setattr(columns, "csv_table", lambda path, delimiter: None)
+    row_wise = reading()
+    assert column_wise == row_wise
+    assert column_wise[2] == [
+        "contacts.csv, line 5, column Created: '31/31/2024' is not a readable date (write ISO 8601, epoch "
+        "milliseconds or set files.date_format); the row is skipped",
+        "contacts.csv, line 7, column Employees: 'many' is not a number; the row is skipped",
+        "contacts.csv, line 10, column Contact ID: no id; the row is skipped",
+        "contacts.csv, line 11, column Contact ID: id 'c1' is already on line 3 of contacts.csv; the row is skipped",
+        "contacts.csv, line 12, column Created: no date; the row is skipped",
+        "deals.csv, line 3, column Amount: 'ten dollars' is not a number; the row is skipped",
+        "deals.csv, line 4, column Closed: a won deal needs a close date (it is the purchase date); the row is "
+        "skipped",
+        "deals.csv, line 6, column Opened: no creation or close date; the row is skipped",
+        "deals.csv, line 8, column Opened: 'yesterday' is not a readable date (write ISO 8601, epoch milliseconds "
+        "or set files.date_format); the row is skipped"]
+    assert next(x for x in column_wise[0] if x["id"] == "c11")["email"] == "a, b <x@example.com>"
+
+
+def test_a_csv_whose_rows_span_lines_is_read_row_wise_with_the_right_lines(tmp_path: Path) -> None:
+    from connectors.files import columns
+
+    c, _, mapping = setup(tmp_path, n=20)
+    people = contacts(20)
+    title = CONTACT_HEADER.index("jobtitle")
+    people[2][title] = "VP\nSales"  # a quoted line break: row 3 is on lines 4 and 5
+    people[6][CONTACT_HEADER.index("Created")] = "soon"
+    write_csv(c, CONTACT_HEADER, people)
+    assert columns.csv_table(c, ",") is None
+    connector = build_connector(files_config(tmp_path, mapping))
+    assert isinstance(connector, FilesConnector)
+    read, _, bad = connector.read()
+    assert [(row.line, row.column) for row in bad] == [(9, "Created")]
+    assert next(x for x in read if x.id == "c2").properties["jobtitle"] == "VP\nSales"
