@@ -1,4 +1,4 @@
-"""The file connector: contacts and deals from CSV or JSON Lines exports of any CRM, the enrichment out as CSV."""
+"""The file connector: contacts and deals from CSV, JSON Lines or Parquet exports of any CRM; the enrichment as CSV."""
 
 from connectors.files.connector import FilesConnector
 from connectors.files.output import output_column
