@@ -1,11 +1,12 @@
-"""Parquet exports read column-wise through pyarrow: each column is checked once per distinct value, the checks'
-outcomes are spread back over the rows with numpy, and only the rows that passed become records.
+"""Parquet, and CSV whose lines are its rows, read column-wise through pyarrow: each column is checked once per
+distinct value, the checks' outcomes are spread back over the rows with numpy, and only the rows that passed become
+records.
 
 A column's distinct values are far fewer than its rows (dates, amounts, stages, a deal's contact), so the per-value
-checks of :class:`.records.RecordMapper` (the same ones the CSV rows go through) cost little at millions of rows;
-typed columns (timestamps, dates, numbers, booleans, lists of ids) are taken as they are. A row that fails is
-reported with its file, row (1-based, as in the file) and the first column that failed, in the order the row-wise
-reading checks them.
+checks of :class:`.records.RecordMapper` (the same ones the row-wise reading applies) cost little at millions of
+rows; typed Parquet columns (timestamps, dates, numbers, booleans, lists of ids) are taken as they are, CSV columns
+are read as text. A row that fails is reported with its file, position (a Parquet row, 1-based; a CSV line) and
+the first column that failed, in the order the row-wise reading checks them.
 """
 
 from __future__ import annotations
