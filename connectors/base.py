@@ -98,7 +98,10 @@ class Connector(Protocol):
         ...
 
     def write(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        """Write one batch (at most ``batch_size``); one result per input record, in input order."""
+        """Write one batch (at most ``batch_size``); one result per input record, in input order. A connector
+        that writes record by record may stop early when the run's time budget ends (results for a prefix of
+        the batch: the rest was not sent); one that sends the batch in one call raises
+        :class:`core.errors.TimeBudgetReached` before sending instead."""
         ...
 
     def check(self, specs: Sequence[FieldSpec]) -> list[CheckResult]:

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from core.errors import ConnectorError, DailyLimitReached
+from core.errors import ConnectorError, DailyLimitReached, TimeBudgetReached
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -121,8 +121,10 @@ class RateLimiter:
         """The daily budget is counted over a rolling 24 hours (Salesforce): it never resets at a known time."""
         self._resets_at = lambda: None
 
-    def acquire(self) -> None:
-        """Wait for a slot; raise :class:`DailyLimitReached` when the daily budget (minus reserve) is spent."""
+    def acquire(self, deadline: float | None = None) -> None:
+        """Wait for a slot; raise :class:`DailyLimitReached` when the daily budget (minus reserve) is spent, and
+        :class:`TimeBudgetReached` rather than wait past ``deadline`` (``time.monotonic()``, a run's
+        ``--max-runtime``): a slow pace must not carry a run a whole window beyond its budget."""
         while True:
             with self._lock:
                 self._check_daily()
@@ -138,6 +140,8 @@ class RateLimiter:
                     return
                 if wait <= 0:
                     wait = self._sent[0] + self._window - now
+            if deadline is not None and time.monotonic() + wait > deadline:
+                raise TimeBudgetReached("the time budget ends before the rate limit allows another request")
             self.waited += wait
             self._sleep(max(wait, 0.001))
 
@@ -269,7 +273,7 @@ class Transport:
         )
         for attempt in retrying:
             with attempt:
-                self.limiter.acquire()
+                self.limiter.acquire(self.deadline)
                 with self._stats_lock:
                     self.stats.calls += 1
                 return request()

@@ -19,6 +19,16 @@ from core.config import EngageBayConfig
 from core.models import FieldSpec
 
 
+def pace(requests_per_minute: int) -> Limits:
+    """Our pace for an account: ``requests_per_minute``, spread as a sixth of it per 10 seconds.
+
+    EngageBay publishes no limit (README "Errors": 429, "contact EngageBay support"), so its window is unknown;
+    the harder case is a short one, which a minute's whole allowance sent in the first seconds (what a 60-second
+    window lets out) would trip. Never more than ``requests_per_minute`` in any minute either way.
+    """
+    return Limits(max(1, requests_per_minute // 6), 10.0)
+
+
 class EngageBayConnector:
     """Pulls contacts and deals from EngageBay and writes our ``clm_*`` custom fields back."""
 
@@ -31,8 +41,7 @@ class EngageBayConnector:
                  wall: Callable[[], float] = time.time) -> None:
         self.config = config
         self.batch_size = config.batch_size
-        # No published limit (README "Errors": 429, "contact EngageBay support"): the configured pace is ours.
-        self.transport = transport or Transport(RateLimiter(Limits(config.requests_per_minute, 60.0)),
+        self.transport = transport or Transport(RateLimiter(pace(config.requests_per_minute)),
                                                 concurrency=config.max_concurrency)
         self.client = EngageBayClient(config, self.transport, api_key=api_key, timeout=timeout)
         dates = DateText(config.date_format, config.timezone)

@@ -24,6 +24,7 @@ from connectors.base import FieldUpdate, WriteResult
 from connectors.engagebay.client import EngageBayApiError, EngageBayClient
 from connectors.engagebay.fields import FIELD_TYPES
 from connectors.engagebay.records import DateText
+from core.errors import TimeBudgetReached
 from core.models import FieldSpec, FieldType
 
 
@@ -55,12 +56,19 @@ class Writer:
         self.dates = dates
 
     def write(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        """Write each update; every record gets a result, in input order."""
+        """Write each update, in input order, with a result for each; when the run's time budget ends first
+        (``--max-runtime``), the results of the records sent so far: the others stay planned for the next run."""
         if len(updates) > self.batch_size:
             raise ValueError(f"batch of {len(updates)} exceeds engagebay.batch_size={self.batch_size}")
         bodies = [(u.record_id, self.encode(u)) for u in updates]
+        results: list[WriteResult] = []
         # One call after another: the sync already sends up to max_concurrency batches at once.
-        return [self._write_one(body) for body in bodies]
+        for body in bodies:
+            try:
+                results.append(self._write_one(body))
+            except TimeBudgetReached:
+                break
+        return results
 
     def encode(self, update: FieldUpdate) -> list[dict[str, str]]:
         """One update as the ``properties`` list of an update-partial body (our fields only)."""

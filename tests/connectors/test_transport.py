@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -176,3 +177,18 @@ def test_map_hands_over_work_that_succeeded_after_the_one_that_failed() -> None:
         for result in transport.map(send, range(4)):
             got.append(result)
     assert sorted(got) == [1, 2, 3]
+
+
+def test_the_limiter_does_not_wait_past_the_runs_time_budget() -> None:
+    # --max-runtime: a full window would hold the call back for a second, past a budget ending in half of one.
+    from core.errors import TimeBudgetReached
+
+    clock = FakeClock()
+    rl = limiter(clock)
+    for _ in range(10):
+        rl.acquire(time.monotonic() + 0.5)  # free slots go, whatever the budget
+    with pytest.raises(TimeBudgetReached):
+        rl.acquire(time.monotonic() + 0.5)
+    assert clock.now == 0.0, "it stopped instead of waiting"
+    rl.acquire(time.monotonic() + 5.0)  # a budget the wait fits in: it waits, then goes
+    assert clock.now == pytest.approx(1.0)

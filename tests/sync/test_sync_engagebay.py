@@ -195,10 +195,12 @@ def test_max_runtime_stops_at_a_checkpoint_and_the_next_run_finishes(tmp_path: P
     e = start(tmp_path, 800)
     try:
         e.runner().run(SyncOptions(as_of=e.data.as_of, dry_run=True))  # mirror built; the writes are what remain
-        # The limiter lets a minute's allowance go at once: 120 writes, then the budget runs out waiting.
-        partial = e.runner(per_minute=120).run(SyncOptions(as_of=e.data.as_of, max_runtime=3.0))
+        # 360 a minute is 60 calls per 10 s, some of them the pull's: the budget ends while the limiter holds the
+        # next call back. The run stops then, mid-batch, keeping what it wrote, instead of waiting out the window.
+        partial = e.runner(per_minute=360).run(SyncOptions(as_of=e.data.as_of, max_runtime=3.0))
         assert partial.status == "partial" and "will resume" in partial.message
-        assert 0 < partial.written_records < 800
+        assert 0 < partial.written_records < 60 and partial.write_calls == partial.written_records
+        assert partial.seconds < 3.0 + 2.0, "within its budget, not a rate-limit window later"
         done = e.runner().run(SyncOptions(as_of=e.data.as_of))
         assert done.status == "ok"
         assert e.emulator.total_writes() == 800 and e.emulator.max_writes_per_record() == 1

@@ -233,3 +233,20 @@ def test_429s_from_the_account_pause_and_the_pull_completes(tmp_path: Path) -> N
         assert emulator.throttled > 0 and connector.transport.stats.throttled >= 6  # type: ignore[attr-defined]
     finally:
         server.stop()
+
+
+def test_our_pace_spreads_a_minute_over_ten_second_windows() -> None:
+    # EngageBay's window is unpublished: a minute's allowance sent in its first seconds would trip a short one.
+    from connectors.engagebay.connector import pace
+    from connectors.transport import RateLimiter
+
+    now = [0.0]
+    sent: list[float] = []
+    limiter = RateLimiter(pace(300), safety=0.0, clock=lambda: now[0],
+                          sleep=lambda s: now.__setitem__(0, now[0] + s))
+    for _ in range(600):
+        limiter.acquire()
+        sent.append(now[0])
+    assert max(sum(1 for t in sent if start <= t < start + 10) for start in sent) == 50
+    assert max(sum(1 for t in sent if start <= t < start + 60) for start in sent) <= 300
+    assert sent[-1] < 120, "and still 300 a minute"
