@@ -17,6 +17,7 @@ from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits
 from connectors.sandbox.server import Request
 from tests.connectors.sandbox.hubspot.conftest import Box, make_contacts
+from tests.scaling import assert_linear
 
 
 def _search(box: Box, filters: list[dict[str, Any]], object_type: str = "contacts", **extra: Any) -> list[str]:
@@ -43,14 +44,17 @@ def test_seed_maps_our_records_as_hubspot_holds_them(box: Box) -> None:
     assert types["engagement_score"] == "number" and types["newsletter"] == "bool" and types["company"] == "string"
 
 
-def test_seeding_generated_data_is_fast() -> None:
+def test_seeding_generated_data_grows_linearly() -> None:
     data = generate(20_000, seed=3)
     contacts, deals = data.contact_records(), data.deal_records()
     hub = HubSpotEmulator(rate_limits=RateLimits.off())
     started = time.perf_counter()
     seeded = hub.seed(contacts, deals)
-    assert time.perf_counter() - started < 5.0
+    elapsed = time.perf_counter() - started
     assert hub.count("contacts") == 20_000 and len(seeded.deal_ids) == len(deals)
+    first = {c.id for c in contacts[:2_000]}
+    few = [d for d in deals if set(d.contact_ids) <= first]
+    assert_linear(lambda: HubSpotEmulator(rate_limits=RateLimits.off()).seed(contacts[:2_000], few), elapsed, 10)
 
 
 @pytest.mark.parametrize(("prop", "value", "code"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +13,10 @@ from simple_salesforce import Salesforce
 
 from connectors.sandbox.salesforce import SalesforceEmulator, custom_api_name
 from connectors.sandbox.salesforce.ids import IdFactory, checksum, normalize
+from connectors.sandbox.salesforce.seed import SeedResult
 from core.models import Contact, Deal, DealStatus
 from tests.connectors.sandbox.salesforce.conftest import T0, Sandbox, make_contacts, make_deals
+from tests.scaling import assert_linear
 
 
 def test_ids_have_prefix_and_case_safe_suffix() -> None:
@@ -118,11 +121,16 @@ def test_deleting_a_deal_deletes_its_roles(sandbox: Sandbox, sf: Salesforce) -> 
     assert sandbox.org.undelete(deal) is True
 
 
-def test_fifty_thousand_contacts_and_deals_seed_in_seconds() -> None:
-    contacts, deals = make_contacts(50_000), make_deals(50_000, 50_000)
+def test_seeding_fifty_thousand_contacts_and_deals_grows_linearly() -> None:
+    def seed(n: int) -> Callable[[], object]:
+        contacts, deals = make_contacts(n), make_deals(n, n)
+        return lambda: SalesforceEmulator(clock=lambda: datetime(2025, 1, 1, tzinfo=UTC)).seed(contacts, deals)
+
+    big = seed(50_000)
     started = time.perf_counter()
-    seeded = SalesforceEmulator(clock=lambda: datetime(2025, 1, 1, tzinfo=UTC)).seed(contacts, deals)
+    seeded = big()
     elapsed = time.perf_counter() - started
+    assert isinstance(seeded, SeedResult)
     assert len(seeded.contact_ids) == 50_000 and len(seeded.deal_ids) == 50_000
     assert len(seeded.contact_role_ids) == 100_000
-    assert elapsed < 10, f"seeding took {elapsed:.1f}s"
+    assert_linear(seed(5_000), elapsed, 10)
