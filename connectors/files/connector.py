@@ -11,8 +11,10 @@ Write puts the enrichment into one CSV keyed by the CRM's id (:mod:`.output`).
 from __future__ import annotations
 
 import csv
+import gc
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,9 +98,10 @@ class FilesConnector:
         self._columns = {"contacts": set(), "deals": set()}
         self.mapper.read_at = datetime.now(UTC)
         bad_rows: list[BadRow] = []
-        contacts = (self._records(self.contacts_path, "contacts", self.mapper.contact, bad_rows)
-                    if self.contacts_path is not None else [])
-        deals = self._records(self.deals_path, "deals", self.mapper.deal, bad_rows) if self.deals_path else []
+        with _no_cycle_collection():
+            contacts = (self._records(self.contacts_path, "contacts", self.mapper.contact, bad_rows)
+                        if self.contacts_path is not None else [])
+            deals = self._records(self.deals_path, "deals", self.mapper.deal, bad_rows) if self.deals_path else []
         if self.contacts_path is None:
             contacts = _contacts_of(deals)
         return contacts, deals, bad_rows
@@ -240,6 +243,24 @@ class FilesConnector:
             writer = csv.writer(handle)
             writer.writerow(["file", "line", "column", "reason"])
             writer.writerows([str(r.file), r.line, r.column or "", r.reason] for r in bad_rows)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while an export is read.
+
+    Reading builds millions of records (dicts, tuples, models) and keeps them all, none in a reference cycle: each
+    collection the allocations set off walks every record built so far, for nothing: at 100,000 contacts and
+    300,000 deals that was a third of the reading's CPU time (5.5 s against 3.5 s). Freed objects are still freed
+    at once (by reference counting), and the collector runs again when the reading is done.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _pages(contacts: Sequence[Contact], deals: Sequence[Deal]) -> Iterator[Page]:
