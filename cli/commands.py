@@ -481,17 +481,28 @@ def state_group() -> None:
 @state_group.command("rebind")
 @config_option
 @click.option("--yes", is_flag=True, help="Confirm the state file's account and the configured one are the same.")
+@click.option("--from", "previous", default=None, metavar="CONNECTION",
+              help="With a PostgreSQL state store (sync.state_url): the connection id whose state to take over "
+                   "(without it, the ones the database holds are listed).")
 @json_option
 @handles_errors
-def state_rebind(config_path: Path, yes: bool, as_json: bool) -> None:
+def state_rebind(config_path: Path, yes: bool, previous: str | None, as_json: bool) -> None:
     """Bind the state file to the configured CRM URL, for the same account reached under a new URL (a sandbox
     restarted on another port, a corrected base_url), keeping the mirror and what was written.
 
-    For another account, do not rebind: give it its own sync.state_path instead.
+    With a PostgreSQL store shared by several jobs, a changed URL is a new connection id: --from names the old
+    one, whose state this configuration's connection then takes over. For another account, do not rebind: give
+    it its own sync.state_path (or let it start its own state in the shared database) instead.
     """
     from sync.state import bound_connection, rebind
 
     config = wiring.load(config_path)
+    if config.sync.state_url is not None:
+        _rebind_shared(config, previous, yes, as_json)
+        return
+    if previous is not None:
+        raise UsageError("--from is for a PostgreSQL state store (sync.state_url); a state file knows its "
+                         "connection", hint="run `clm state rebind` without --from")
     path = config.sync.state_path
     new = wiring.connection_id(config)
     old = bound_connection(path)
@@ -516,3 +527,42 @@ def state_rebind(config_path: Path, yes: bool, as_json: bool) -> None:
         emit_json({"ok": True, "path": str(path), "connection": new, "previous": old, "changed": True})
     else:
         say(f"{path} now belongs to {new} (was {old}); the next run resumes from its mirror")
+
+
+def _rebind_shared(config: ClmConfig, previous: str | None, yes: bool, as_json: bool) -> None:
+    """``clm state rebind`` on a PostgreSQL store: this connection id takes over ``previous``'s state."""
+    from sync.state_postgres import PostgresState
+
+    state = wiring.open_state(config)
+    try:
+        assert isinstance(state, PostgresState)  # sync.state_url selects it
+        new = wiring.connection_id(config)
+        held = [(c, n, last) for c, n, last in state.connections() if c != new]
+        if previous is None:
+            if as_json:
+                emit_json({"ok": True, "connection": new, "changed": False, "connections": [
+                    {"connection": c, "contacts": n, "last_run": last} for c, n, last in held]})
+                return
+            if not held:
+                say(f"the state store holds no other connection than {new}; nothing to rebind")
+                return
+            say(f"connections with a state in the store besides {new}:")
+            for c, n, last in held:
+                say(f"  {literal(c)}  {n:,} contacts, last run {last or 'never'}")
+            say("to take one over (the same CRM account under its new URL): clm state rebind --from CONNECTION --yes")
+            return
+        if not yes:
+            raise UsageError(f"this configuration connects to {new}; taking over the state of {previous}",
+                             hint="if both are the same CRM account, add --yes; another account keeps its own state")
+        reached = wiring.build_connector(config).check([])
+        if not reached or not reached[0].ok:
+            failed = reached[0] if reached else None
+            raise ConnectorError(f"the CRM at the new URL did not answer: {failed.detail if failed else 'no answer'}",
+                                 hint=(failed.fix if failed else "") or "run `clm check`; the state is unchanged")
+        moved = state.adopt(previous)
+    finally:
+        state.close()
+    if as_json:
+        emit_json({"ok": True, "connection": new, "previous": previous, "changed": True, "contacts": moved})
+    else:
+        say(f"{new} now has the state of {previous} ({moved:,} contacts); the next run resumes from its mirror")

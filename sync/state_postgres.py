@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import errors as pgerrors
+from psycopg import sql
 
 from core.columns import ContactRows, DealRows
 from core.errors import StateError
@@ -246,6 +247,47 @@ class PostgresState:
     def run_lock(self) -> PostgresRunLock:
         """The run lock of this connection id: ``with state.run_lock():`` around a run."""
         return PostgresRunLock(self.url, self._password, self.connection_id, self.location, self._password_env)
+
+    def connections(self) -> list[tuple[str, int, str | None]]:
+        """Every connection id with a state in this database: its mirrored contacts and its last run's start."""
+        return [(c, int(n), started) for c, n, started in self.db.execute(
+            "SELECT k.connection_id, (SELECT count(*) FROM clm.contacts c WHERE c.connection_id = k.connection_id), "
+            "(SELECT max(started_at) FROM clm.runs r WHERE r.connection_id = k.connection_id) FROM "
+            "(SELECT connection_id FROM clm.meta UNION SELECT connection_id FROM clm.runs UNION "
+            "SELECT connection_id FROM clm.contacts) k ORDER BY 1").fetchall()]
+
+    def adopt(self, old: str) -> int:
+        """Move connection ``old``'s whole state (mirror, cursors, written values, plans, runs, stages) to this
+        connection id, for the same CRM account reached under a new URL (``clm state rebind``); returns the
+        mirrored contacts moved. Refused while a run of either holds its lock, and when this id has a state of
+        its own (the two would mix)."""
+        if old == self.connection_id:
+            return 0
+        known = {c: n for c, n, _ in self.connections()}
+        if old not in known:
+            raise StateError(f"{self.location} holds no state of {old}",
+                             hint="`clm state rebind` without --from lists the connections it holds")
+        if self.connection_id in known:
+            raise StateError(f"{self.connection_id} already has a state of its own in {self.location} "
+                             f"({known[self.connection_id]:,} contacts): moving {old} there would mix the two",
+                             hint="if that state was made by mistake after the URL changed, rebind it away to "
+                                  "a throwaway id first, or ask the database's owner to delete its rows")
+        tables = [t for (t,) in self.db.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = 'clm' "
+            "AND column_name = 'connection_id' ORDER BY table_name").fetchall()]
+        with PostgresRunLock(self.url, self._password, old, self.location, self._password_env), \
+                PostgresRunLock(self.url, self._password, self.connection_id, self.location, self._password_env):
+            try:
+                with self.db.transaction():
+                    # The locks' own "who holds me" rows stay with their ids.
+                    self.db.execute("DELETE FROM clm.meta WHERE connection_id = ANY(%s) AND key = 'run_lock'",
+                                    ([old, self.connection_id],))
+                    for table in tables:
+                        self.db.execute(sql.SQL("UPDATE clm.{} SET connection_id = %s WHERE connection_id = %s")
+                                        .format(sql.Identifier(table)), (self.connection_id, old))
+            except psycopg.Error as exc:
+                raise storage_error(self.location, exc) from None
+        return known[old]
 
     @contextmanager
     def _batch(self) -> Iterator[psycopg.Cursor[Any]]:

@@ -273,3 +273,53 @@ def test_killed_during_writes_then_resumed_writes_every_record_once(tmp_path: Pa
         assert all(props.get("clm_stage") for props in crm_state(emulator).values())
     finally:
         server.stop()
+
+
+def test_a_changed_url_takes_over_its_state_in_the_shared_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres: PostgresCluster) -> None:
+    # In a shared database a new URL is a new connection id (another portal is a legitimate new job), so a
+    # corrected base_url would start from nothing; `clm state rebind --from` hands it the old id's state.
+    server, emulator = sandbox(60)
+    other, other_emulator = sandbox(30, seed=4)  # another portal's job in the same database
+    try:
+        url = postgres.url(postgres.new_database())
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
+        assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
+        path = tmp_path / "clm.toml"
+        starter = path.read_text().replace("[sync]", f'[sync]\nstate_url = "{url}"', 1)
+
+        def point_at(base_url: str) -> None:
+            path.write_text(starter.replace('base_url = "https://api.hubapi.com"', f'base_url = "{base_url}"'))
+
+        point_at(other.url)
+        monkeypatch.setenv("HUBSPOT_TOKEN", other_emulator.token)
+        assert CliRunner().invoke(cli, ["sync"]).exit_code == 0
+        monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
+        point_at(server.url)
+        first = CliRunner().invoke(cli, ["sync", "--json"])
+        assert first.exit_code == 0 and json.loads(first.stdout)["written_records"] == 60, first.output
+        old = wiring.connection_id(wiring.load(path))
+        point_at(server.url.replace("127.0.0.1", "localhost"))  # the same portal under another spelling
+        listed = json.loads(CliRunner().invoke(cli, ["state", "rebind", "--json"]).stdout)
+        assert {c["connection"]: c["contacts"] for c in listed["connections"]}[old] == 60
+        assert CliRunner().invoke(cli, ["state", "rebind", "--from", old]).exit_code == 2, "needs --yes"
+        moved = CliRunner().invoke(cli, ["state", "rebind", "--from", old, "--yes", "--json"])
+        assert moved.exit_code == 0, moved.output
+        assert json.loads(moved.stdout)["contacts"] == 60
+        again = json.loads(CliRunner().invoke(cli, ["sync", "--json"]).stdout)
+        assert again["status"] == "ok" and again["write_calls"] == 0 and again["mode"] == "incremental", again
+        runs = json.loads(CliRunner().invoke(cli, ["runs", "--json"]).stdout)
+        assert len(runs) == 2, "the run history came along"
+        moved_to = wiring.connection_id(wiring.load(path))
+        # The other portal's state is untouched, and it cannot take over a state while it has its own.
+        point_at(other.url)
+        monkeypatch.setenv("HUBSPOT_TOKEN", other_emulator.token)
+        assert len(json.loads(CliRunner().invoke(cli, ["runs", "--json"]).stdout)) == 1
+        mixed = CliRunner().invoke(cli, ["state", "rebind", "--from", moved_to, "--yes"])
+        assert mixed.exit_code != 0 and "already has a state of its own" in mixed.output, mixed.output
+        gone = CliRunner().invoke(cli, ["state", "rebind", "--from", old, "--yes"])
+        assert gone.exit_code != 0 and "holds no state of" in gone.output, gone.output
+    finally:
+        server.stop()
+        other.stop()
