@@ -14,17 +14,14 @@ from click.testing import CliRunner
 from cli.main import cli
 from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
+from tests.projects import hubspot_project
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubSpotEmulator]:
     data = generate(150, seed=4)
     server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(), rate_limits=RateLimits.off())
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
-    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    path = tmp_path / "clm.toml"
-    path.write_text(path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"'))
+    hubspot_project(tmp_path, monkeypatch, server.url, emulator.token)
     yield emulator
     server.stop()
 

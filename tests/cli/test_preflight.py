@@ -15,6 +15,7 @@ from cli.main import cli
 from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
 from connectors.sandbox.server import SandboxServer
+from tests.projects import hubspot_project
 
 
 @pytest.fixture
@@ -28,12 +29,8 @@ def sandbox() -> Iterator[tuple[SandboxServer, HubSpotEmulator]]:
 
 def configure(tmp_path: Path, server: SandboxServer, emulator: HubSpotEmulator, monkeypatch: pytest.MonkeyPatch,
               misspell: bool) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
-    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    path = tmp_path / "clm.toml"
-    text = path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"')
-    text = text.replace("requests_per_10s = 100", "requests_per_10s = 190")
+    path = hubspot_project(tmp_path, monkeypatch, server.url, emulator.token, per_10s=190)
+    text = path.read_text()
     if misspell:
         text = text.replace("jobtitle", "jobtitel")
     path.write_text(text)

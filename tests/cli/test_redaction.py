@@ -19,6 +19,7 @@ from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspo
 from connectors.sandbox.server import SandboxServer
 from core.redact import redact, redact_values
 from sync import exports
+from tests.projects import hubspot_project
 
 EMAIL = "jane.doe+crm@example.com"
 HUBSPOT_TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
@@ -94,12 +95,8 @@ def state_text(state: Path) -> str:
 def test_secrets_in_crm_text_are_redacted_in_state_logs_output_and_exports(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: tuple[SandboxServer, HubSpotEmulator]) -> None:
     server, emulator = sandbox
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
     runner = CliRunner()
-    assert runner.invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    config = tmp_path / "clm.toml"
-    config.write_text(config.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"'))
+    hubspot_project(tmp_path, monkeypatch, server.url, emulator.token)
     # A CRM value that does not fit its type, quoted in the run's problems, and a rejection quoting secrets.
     deal = emulator.store.resolve("deals", emulator.ids("deals")[0])
     assert deal is not None

@@ -16,6 +16,7 @@ from cli.main import cli
 from connectors.sandbox.faults import FaultRule
 from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
+from tests.projects import hubspot_project
 
 
 @pytest.fixture
@@ -23,12 +24,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubSpot
     data = generate(200, seed=3)
     server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
                                              rate_limits=RateLimits.professional(), search_lag_ms=0)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", emulator.token)
-    assert CliRunner().invoke(cli, ["init", "--crm", "hubspot"]).exit_code == 0
-    path = tmp_path / "clm.toml"
-    path.write_text(path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"')
-                    .replace("requests_per_10s = 100", "requests_per_10s = 190"))
+    hubspot_project(tmp_path, monkeypatch, server.url, emulator.token, per_10s=190)
     yield emulator
     server.stop()
 

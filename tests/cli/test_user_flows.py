@@ -19,6 +19,7 @@ from cli.main import cli
 from connectors.sandbox.generator import generate
 from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
 from connectors.sandbox.server import SandboxServer
+from tests.projects import hubspot_project
 
 REPO = Path(__file__).resolve().parents[2]
 CLM = "from cli.main import main; main()"  # the `clm` console script, with this interpreter
@@ -34,15 +35,7 @@ def sandbox() -> Iterator[tuple[SandboxServer, HubSpotEmulator]]:
 
 
 def configure(tmp_path: Path, server: SandboxServer, monkeypatch: pytest.MonkeyPatch, token: str) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUBSPOT_TOKEN", token)
-    result = CliRunner().invoke(cli, ["init", "--crm", "hubspot"])
-    assert result.exit_code == 0, result.output
-    path = tmp_path / "clm.toml"
-    text = path.read_text().replace('base_url = "https://api.hubapi.com"', f'base_url = "{server.url}"')
-    text = text.replace("requests_per_10s = 100", "requests_per_10s = 190")
-    path.write_text(text)
-    return path
+    return hubspot_project(tmp_path, monkeypatch, server.url, token, per_10s=190)
 
 
 def test_new_user_init_check_dry_run_sync_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
