@@ -496,6 +496,9 @@ class FilesConfig(_Strict):
         if self.contacts is None and self.deals is None:
             raise ValueError("[files] needs contacts or deals (a file or a folder of exports), e.g. "
                              "deals = \"exports/deals.csv\"")
+        if self.output.suffix.lower() == ".parquet" and self.output_format != "csv":
+            raise ValueError(f"files.output {self.output} is Parquet, but HubSpot's and Salesforce's import tools "
+                             f"take CSV: name a .csv output for output_format = \"{self.output_format}\"")
         return self
 
 

@@ -14,6 +14,9 @@ Three shapes (``files.output_format``):
   ``yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`` (developer.salesforce.com/docs/atlas.en-us.dataLoader.meta/dataLoader/
   supported_data_types.htm).
 
+An output named ``*.parquet`` (``csv`` shape only) is written as Parquet through pyarrow, with typed columns: numbers
+as float64, datetimes as UTC timestamps, booleans, text; an empty value is null.
+
 "Written" means the row is in the file on disk: each batch rewrites the file to a temporary one, syncs it and
 renames it over the old one, so a killed run leaves the file as of its last whole batch, which is exactly what the
 state store records as written.
@@ -76,6 +79,7 @@ class OutputFile:
         self.by_name = {spec.name: spec for spec in specs}
         self.header = [ID_COLUMN[output_format], *(output_column(s.name, output_format) for s in self.specs)]
         self._lines: dict[str, str] | None = None
+        self.parquet = path.suffix.lower() == ".parquet"
 
     def upsert(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         """Set these values (logical field names) on these contacts' rows, adding rows for new contacts, and
@@ -112,6 +116,8 @@ class OutputFile:
         return self._lines
 
     def _read(self) -> dict[str, str]:
+        if self.parquet:
+            return self._read_parquet()
         try:
             handle = self.path.open(encoding="utf-8", newline="")
         except FileNotFoundError:
@@ -136,16 +142,58 @@ class OutputFile:
                                            for c in self.header])
             return out
 
+    def _read_parquet(self) -> dict[str, str]:
+        import pyarrow.parquet as pq
+
+        if not self.path.exists():
+            return {}
+        try:
+            table = pq.read_table(self.path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise ConnectorError(f"files.output: cannot read {self.path} as Parquet ({exc})",
+                                 hint="name another output file, or remove this one to start it afresh") from None
+        if not table.column_names or table.column_names[0] != self.header[0]:
+            raise ConnectorError(f"files.output: {self.path} is not an enrichment file of this shape (its first "
+                                 f"column is not {self.header[0]!r})",
+                                 hint="name another output file, or remove this one to start it afresh")
+        columns = {name: table.column(name).to_pylist() for name in table.column_names}
+        ids = columns[self.header[0]]
+        cells: list[list[str]] = [[str(rid)] for rid in ids]
+        for spec in self.specs:
+            # Back to the cells the CSV shape holds, so the in-memory rows are one form whatever the file's.
+            values = columns.get(output_column(spec.name, self.format), [None] * len(ids))
+            for row, value in zip(cells, values, strict=True):
+                row.append(format_value(spec, value, self.format))
+        return {row[0]: _line(row) for row in cells}
+
+    def _parquet_table(self, lines: Mapping[str, str]) -> Any:
+        import pyarrow as pa
+
+        order = sorted(lines)
+        rows = [next(csv.reader([lines[rid]])) for rid in order]
+        arrays = [pa.array(order, pa.string())]
+        for i, spec in enumerate(self.specs, start=1):
+            arrays.append(_typed(spec, [row[i] if i < len(row) else "" for row in rows]))
+        return pa.table(arrays, names=self.header)
+
     def _save(self, lines: Mapping[str, str]) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             temporary = self.path.with_name(self.path.name + ".tmp")
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(_line(self.header))
-                handle.writelines(lines[rid] for rid in sorted(lines))
-                handle.flush()
-                os.fsync(handle.fileno())
+            if self.parquet:
+                import pyarrow.parquet as pq
+
+                with os.fdopen(fd, "wb") as raw:
+                    pq.write_table(self._parquet_table(lines), raw)
+                    raw.flush()
+                    os.fsync(raw.fileno())
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(_line(self.header))
+                    handle.writelines(lines[rid] for rid in sorted(lines))
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(temporary, self.path)
         except OSError as exc:
             raise ConnectorError(f"files.output: cannot write {self.path} ({exc.strerror or exc})",
@@ -156,3 +204,17 @@ def _line(cells: Sequence[str]) -> str:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(cells)
     return buffer.getvalue()
+
+
+def _typed(spec: FieldSpec, cells: Sequence[str]) -> Any:
+    """One output column as a typed Arrow array, from the cells the CSV shape holds (empty: null)."""
+    import pyarrow as pa
+
+    if spec.type is FieldType.NUMBER:
+        return pa.array([float(c) if c else None for c in cells], pa.float64())
+    if spec.type is FieldType.DATETIME:
+        return pa.array([datetime.fromisoformat(c.replace("Z", "+00:00")) if c else None for c in cells],
+                        pa.timestamp("us", tz="UTC"))
+    if spec.type is FieldType.BOOL:
+        return pa.array([c == "true" if c else None for c in cells], pa.bool_())
+    return pa.array([c or None for c in cells], pa.string())

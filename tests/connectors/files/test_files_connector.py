@@ -366,3 +366,46 @@ def test_a_csv_whose_rows_span_lines_is_read_row_wise_with_the_right_lines(tmp_p
     read, _, bad = connector.read()
     assert [(row.line, row.column) for row in bad] == [(9, "Created")]
     assert next(x for x in read if x.id == "c2").properties["jobtitle"] == "VP\nSales"
+
+
+def test_a_parquet_output_holds_typed_columns_equal_to_what_enrich_computes(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, _, mapping = setup(tmp_path)
+    out = tmp_path / "out" / "enrichment.parquet"
+    config = files_config(tmp_path, {**mapping, "output": str(out)})
+    first = runner(config).run(SyncOptions(as_of=AS_OF))
+    assert first.status == "ok" and first.written_records == 300
+    connector = build_connector(config)
+    assert isinstance(connector, FilesConnector)
+    people, sales, _ = connector.read()
+    direct = {r.contact_id: r.model_dump() for r in enrich(people, sales, config, AS_OF).records()}
+    table = pq.read_table(out)
+    assert table.schema.field("id").type == pa.string()
+    rows = {row["id"]: row for row in table.to_pylist()}
+    assert set(rows) == set(direct)
+    for spec in output_specs(config):
+        if spec.name == "computed_at":
+            continue
+        kind = table.schema.field(spec.name).type
+        assert kind == {"number": pa.float64(), "datetime": pa.timestamp("us", tz="UTC"), "bool": pa.bool_()}.get(
+            spec.type.value, pa.string()), spec.name
+        assert all(same(spec, rows[i][spec.name], direct[i][spec.name], 1e-6) for i in direct), spec.name
+    second = runner(config).run(SyncOptions(as_of=AS_OF))
+    assert second.planned_records == 0 and second.write_calls == 0
+    assert pq.read_table(out).equals(table), "a run that writes nothing leaves the file as it was"
+    # A later export without c7: its row leaves the file, read back from Parquet by a new run; the rest stays.
+    write_csv(tmp_path / "exports" / "contacts.csv", CONTACT_HEADER, [r for r in contacts(300) if r[0] != "c7"])
+    write_csv(tmp_path / "exports" / "deals.csv", DEAL_HEADER,
+              [r for r in deals(300) if "c7" not in r[1].split(";")])
+    assert runner(config).run(SyncOptions(as_of=AS_OF)).status == "ok"
+    after = {row["id"]: row for row in pq.read_table(out).to_pylist()}
+    assert set(after) == set(rows) - {"c7"}
+    assert after["c1"]["lead_score"] == rows["c1"]["lead_score"]
+
+
+def test_parquet_is_refused_for_the_crm_import_shapes(tmp_path: Path) -> None:
+    _, _, mapping = setup(tmp_path, n=3)
+    with pytest.raises(ConfigError, match="import tools take CSV"):
+        files_config(tmp_path, {**mapping, "output": "out.parquet", "output_format": "hubspot"})
