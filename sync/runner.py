@@ -171,8 +171,8 @@ class SyncRunner:
             self.specs = preflight.withhold(self.config, self.connector, self.specs, summary.problems)
             kept = {s.name for s in self.specs}
             summary.unwritten_fields = [name for name in wanted if name not in kept]
-            self._pull(full, summary, deadline, restart=options.full)
-            if deadline is not None and time.monotonic() > deadline:
+            stopped = self._pull(full, summary, deadline, restart=options.full)
+            if stopped or (deadline is not None and time.monotonic() > deadline):
                 summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
                 return summary
             records, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run, run_id=run_id)
@@ -201,6 +201,10 @@ class SyncRunner:
         except RateLimited as exc:
             summary.status = "partial"
             summary.message = f"{exc.message}; {exc.hint or 'run again later to resume'}"
+            return summary
+        except TimeBudgetReached as exc:
+            # Before the pull (field checks, preflight): a slow pace used the budget up; nothing was computed.
+            summary.status, summary.message = "partial", f"{exc.message}; will resume"
             return summary
         except (AuthError, ConnectorError) as exc:
             summary.status = "failed"
@@ -281,8 +285,9 @@ class SyncRunner:
 
     # --- steps -------------------------------------------------------------------------------------------
 
-    def _pull(self, full: bool, summary: RunSummary, deadline: float | None, restart: bool = False) -> None:
-        """Pull into the mirror, page by page, each page with its cursor in one transaction.
+    def _pull(self, full: bool, summary: RunSummary, deadline: float | None, restart: bool = False) -> bool:
+        """Pull into the mirror, page by page, each page with its cursor in one transaction; True when the time
+        budget stopped it (the mirror is then incomplete: nothing may be computed from it this run).
 
         A full pull left unfinished by an earlier run (time budget, crash) is resumed from the cursors its pages
         stored, unless ``restart`` (``--full``) asks for a new one.
@@ -320,6 +325,7 @@ class SyncRunner:
         if full and complete:
             dropped = self.state.finish_full_pull()
             summary.deleted += sum(dropped)
+        return not complete
 
     def compute(self, as_of: datetime, persist: bool = False, run_id: int | None = None
                 ) -> tuple[list[Enrichment], dict[str, Any], dict[str, Any]]:

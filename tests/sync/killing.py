@@ -34,6 +34,20 @@ class KilledRuns:
             if observe is not None:
                 observe()
 
+    def kill_when(self, ready: Iterable[Callable[[], bool]], timeout: float = 120.0) -> None:
+        """Start the run and SIGKILL it as soon as each condition in turn holds (polled every 10 ms), however
+        slow the machine: e.g. once it has written something, which fixed delays miss on a loaded machine. A run
+        that ends first, or a condition still false after ``timeout`` seconds, fails the test."""
+        for condition in ready:
+            proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            give_up = time.monotonic() + timeout
+            while not condition():
+                assert proc.poll() is None, "the run ended before the moment it was to be killed at"
+                assert time.monotonic() < give_up, f"the run did not reach its kill point in {timeout:.0f} s"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
     def finish(self) -> subprocess.CompletedProcess[str]:
         """Run once more, to the end; it must succeed."""
         final = subprocess.run(self.args, env=self.env, capture_output=True, text=True, timeout=300)

@@ -65,6 +65,26 @@ def test_a_full_pull_cut_three_times_resumes_from_the_page_it_reached(tmp_path: 
     assert sum(s.pulled_contacts for s in statuses) > 0, "the cut runs made progress"
 
 
+def test_a_pull_the_limiter_stops_before_the_deadline_computes_nothing(tmp_path: Path) -> None:
+    # 12 requests per 10 s and a 4 s budget: the limiter refuses the 13th call at once (its wait would end past the
+    # budget), well before the deadline itself. The mirror is incomplete: nothing may be planned or written from it.
+    data = generate(1_500, seed=5)
+    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), search_lag_ms=0)
+    emulator.seed(data.contact_records(), data.deal_records())
+    server = SandboxServer(emulator).start()
+    try:
+        fast = runner(server.url, emulator.token, tmp_path / "state.db")
+        fast.connector.ensure_fields(fast.specs)  # our fields exist: the budget goes to the pull
+        fast.state.close()
+        slow = runner(server.url, emulator.token, tmp_path / "state.db", per_10s=12)
+        cut = slow.run(SyncOptions(as_of=data.as_of, max_runtime=4.0))
+    finally:
+        server.stop()
+    assert cut.status == "partial" and "while pulling" in cut.message, cut.message
+    assert cut.seconds < 4.0 and cut.planned_records == 0 and emulator.total_writes() == 0
+    assert slow.state.stages() == {}, "no stages computed from a partial mirror"
+
+
 def test_merged_buying_contacts_and_deals_end_as_a_fresh_full_pull_computes(tmp_path: Path) -> None:
     data = generate(800, seed=9)
     emulator = HubSpotEmulator(rate_limits=RateLimits.off(), search_lag_ms=0)
