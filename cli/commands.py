@@ -516,17 +516,21 @@ def state_rebind(config_path: Path, yes: bool, previous: str | None, as_json: bo
         raise UsageError(f"{path} belongs to {old}; this configuration connects to {new}",
                          hint="if both are the same CRM account, run `clm state rebind --yes`; for another account "
                               "set sync.state_path to a new file (rebinding would mix two accounts' records)")
-    # The new URL must answer with these credentials: a rebind to an address that does not work helps nobody.
-    reached = wiring.build_connector(config).check([])
-    if not reached or not reached[0].ok:
-        failed = reached[0] if reached else None
-        raise ConnectorError(f"the CRM at the new URL did not answer: {failed.detail if failed else 'no answer'}",
-                             hint=(failed.fix if failed else "") or "run `clm check`; the state file is unchanged")
+    _check_reachable(config)
     rebind(path, new)
     if as_json:
         emit_json({"ok": True, "path": str(path), "connection": new, "previous": old, "changed": True})
     else:
         say(f"{path} now belongs to {new} (was {old}); the next run resumes from its mirror")
+
+
+def _check_reachable(config: ClmConfig) -> None:
+    """The configured URL answers with these credentials: a rebind to an address that does not work helps nobody."""
+    reached = wiring.build_connector(config).check([])
+    if not reached or not reached[0].ok:
+        failed = reached[0] if reached else None
+        raise ConnectorError(f"the CRM at the new URL did not answer: {failed.detail if failed else 'no answer'}",
+                             hint=(failed.fix if failed else "") or "run `clm check`; the state is unchanged")
 
 
 def _rebind_shared(config: ClmConfig, previous: str | None, yes: bool, as_json: bool) -> None:
@@ -554,11 +558,7 @@ def _rebind_shared(config: ClmConfig, previous: str | None, yes: bool, as_json: 
         if not yes:
             raise UsageError(f"this configuration connects to {new}; taking over the state of {previous}",
                              hint="if both are the same CRM account, add --yes; another account keeps its own state")
-        reached = wiring.build_connector(config).check([])
-        if not reached or not reached[0].ok:
-            failed = reached[0] if reached else None
-            raise ConnectorError(f"the CRM at the new URL did not answer: {failed.detail if failed else 'no answer'}",
-                                 hint=(failed.fix if failed else "") or "run `clm check`; the state is unchanged")
+        _check_reachable(config)
         moved = state.adopt(previous)
     finally:
         state.close()

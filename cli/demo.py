@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -29,6 +29,9 @@ from core.errors import UsageError
 from sync import exports
 from sync.runner import SyncOptions, SyncRunner, output_specs
 from sync.state import RunRecord, SQLiteState
+
+if TYPE_CHECKING:
+    from connectors.sandbox.server import SandboxServer
 
 
 def demo_config(base_url: str, state_path: Path) -> ClmConfig:
@@ -297,6 +300,34 @@ def _last_port(port_file: Path) -> int:
         return 0
 
 
+def _serve_saved(label: str, db: Path, port: int | None, echo: Callable[[str], None],
+                 saved: list[tuple[Any, Path]], restore: Callable[[Path], Any],
+                 start: Callable[[int, Any], tuple[SandboxServer, Any]]) -> tuple[SandboxServer, Any, bool]:
+    """Start one sandbox of ``clm sandbox serve`` from the data it saved in ``db`` (``restore`` reads it) when
+    there is some, on ``port`` or the one it had last time; register its data in ``saved`` (written again when the
+    server stops) and save new data at once, so a sandbox killed without Ctrl-C still comes back with it."""
+    port_file = db.with_suffix(".port")
+    chosen = _last_port(port_file) if port is None else port
+    previous = None
+    if db.exists():
+        try:
+            previous = restore(db)
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"the {label} sandbox's saved data {db} cannot be read ({exc})",
+                             hint=f"delete {db} to start afresh") from None
+    try:
+        server, served = start(chosen, previous)
+    except OSError as exc:
+        raise _cannot_listen(chosen, exc) from None
+    saved.append((served, db))
+    port_file.write_text(f"{server.port}\n", encoding="utf-8")
+    if previous is None:
+        served.save(db)
+    else:
+        echo(f"{label} sandbox: restored the data saved in {db}")
+    return server, served, previous is not None
+
+
 def _cannot_listen(port: int | None, exc: OSError) -> UsageError:
     return UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}",
                       hint="another sandbox may be running there; stop it, or pass --port")
@@ -360,22 +391,12 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     echo: Callable[[str], None] = (lambda text: None) if as_json else click.echo
     document: dict[str, Any] = {"ok": True, "state": str(state_dir)}
     if crm in ("hubspot", "both"):
-        db, port_file = state_dir / "hubspot.sqlite", state_dir / "hubspot.port"
-        hs_port = _last_port(port_file) if port is None else port
-        restored = db.exists()
-        try:
-            server, emulator = start_hubspot_sandbox(
-                *(((), ()) if restored else (contacts, deals)), db_path=db if restored else None, port=hs_port,
-                rate_limits=RateLimits() if rate_limit else RateLimits.off())
-        except OSError as exc:
-            raise _cannot_listen(hs_port, exc) from None
+        server, emulator, restored = _serve_saved(
+            "HubSpot", state_dir / "hubspot.sqlite", port, echo, saved, lambda db: db,
+            lambda chosen, db: start_hubspot_sandbox(
+                *(((), ()) if db else (contacts, deals)), db_path=db, port=chosen,
+                rate_limits=RateLimits() if rate_limit else RateLimits.off()))
         servers.append(server)
-        saved.append((emulator, db))
-        port_file.write_text(f"{server.port}\n", encoding="utf-8")
-        if not restored:
-            emulator.save(db)  # at once too: a sandbox killed without Ctrl-C still comes back with its data
-        if restored:
-            echo(f"HubSpot sandbox: restored the data saved in {db}")
         info = hubspot_info(server, emulator)
         document["hubspot"] = {**info, "restored": restored}
         # Plain echo: these lines are copied into a shell and a TOML file (no wrapping, no markup).
@@ -384,28 +405,14 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
     if crm in ("salesforce", "both"):
         from connectors.sandbox.salesforce import SalesforceEmulator
 
-        sf_db, sf_port_file = state_dir / "salesforce.org", state_dir / "salesforce.port"
         # With --crm both, --port is HubSpot's: Salesforce keeps its own last port.
-        sf_port = port if port is not None and crm == "salesforce" else _last_port(sf_port_file)
-        sf_restored = sf_db.exists()
-        try:
-            sf_saved = SalesforceEmulator.load(sf_db) if sf_restored else None
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"the Salesforce sandbox's saved org {sf_db} cannot be read ({exc})",
-                             hint=f"delete {sf_db} to start afresh") from None
-        try:
-            sf_server, sf_emulator = start_salesforce_sandbox(
-                *(((), ()) if sf_restored else (contacts, deals)), tls_dir=state_dir / "tls", emulator=sf_saved,
-                deal_properties=None if cdnow or sf_restored else DEAL_PROPERTY_TYPES, port=sf_port)
-        except OSError as exc:
-            raise _cannot_listen(sf_port, exc) from None
+        sf_server, sf_emulator, sf_restored = _serve_saved(
+            "Salesforce", state_dir / "salesforce.org", port if crm == "salesforce" else None, echo, saved,
+            SalesforceEmulator.load,
+            lambda chosen, org: start_salesforce_sandbox(
+                *(((), ()) if org else (contacts, deals)), tls_dir=state_dir / "tls", emulator=org,
+                deal_properties=None if cdnow or org else DEAL_PROPERTY_TYPES, port=chosen))
         servers.append(sf_server)
-        saved.append((sf_emulator, sf_db))
-        sf_port_file.write_text(f"{sf_server.port}\n", encoding="utf-8")
-        if sf_restored:
-            echo(f"Salesforce sandbox: restored the org saved in {sf_db}")
-        else:
-            sf_emulator.save(sf_db)  # at once: a sandbox killed without Ctrl-C still comes back with its org
         info = salesforce_info(sf_server, sf_emulator)
         document["salesforce"] = {**info, "restored": sf_restored}
         # Token or client-credentials auth: simple-salesforce's own logins go to *.salesforce.com, which only the
@@ -425,27 +432,12 @@ def sandbox_serve(crm: str, size: int, seed: int, cdnow: bool, rate_limit: bool,
         from connectors.sandbox.engagebay import Account, EngageBayEmulator, start_engagebay_sandbox
         from connectors.sandbox.engagebay import connection_info as engagebay_info
 
-        eb_db, eb_port_file = state_dir / "engagebay.json", state_dir / "engagebay.port"
-        eb_port = _last_port(eb_port_file) if port is None else port
-        eb_restored = eb_db.exists()
-        try:
-            account = Account.load(eb_db) if eb_restored else None
-        except (OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"the EngageBay sandbox's saved data {eb_db} cannot be read ({exc})",
-                             hint=f"delete {eb_db} to start afresh") from None
-        try:
-            eb_server, eb_emulator = start_engagebay_sandbox(
-                *(((), ()) if eb_restored else (contacts, deals)), port=eb_port,
-                emulator=EngageBayEmulator(account=account, rate_limit=300 if rate_limit else None))
-        except OSError as exc:
-            raise _cannot_listen(eb_port, exc) from None
+        eb_server, eb_emulator, eb_restored = _serve_saved(
+            "EngageBay", state_dir / "engagebay.json", port, echo, saved, Account.load,
+            lambda chosen, account: start_engagebay_sandbox(
+                *(((), ()) if account else (contacts, deals)), port=chosen,
+                emulator=EngageBayEmulator(account=account, rate_limit=300 if rate_limit else None)))
         servers.append(eb_server)
-        saved.append((eb_emulator.account, eb_db))
-        eb_port_file.write_text(f"{eb_server.port}\n", encoding="utf-8")
-        if eb_restored:
-            echo(f"EngageBay sandbox: restored the data saved in {eb_db}")
-        else:
-            eb_emulator.account.save(eb_db)  # at once: a sandbox killed without Ctrl-C still comes back with it
         info = engagebay_info(eb_server, eb_emulator)
         document["engagebay"] = {**info, "restored": eb_restored}
         echo(f"EngageBay sandbox: {info['base_url']}\n"

@@ -82,10 +82,11 @@ def test_restarted_sandbox_keeps_data_and_address(tmp_path: Path, monkeypatch: p
 
 
 @contextmanager
-def serving_json(state: Path, *extra: str) -> Iterator[dict[str, Any]]:
-    """Run `clm sandbox serve --json` in a process; yield its document; stop it as SIGTERM would."""
-    process = subprocess.Popen([sys.executable, "-c", CLM, "sandbox", "serve", "--contacts", "60", "--state",
-                                str(state), "--no-rate-limit", "--json", *extra], stdout=subprocess.PIPE,
+def serving_json(state: Path, *extra: str, contacts: int = 60) -> Iterator[dict[str, Any]]:
+    """Run `clm sandbox serve --json` in a process; yield its document; stop it as SIGTERM would. Nothing but the
+    document may reach stdout."""
+    process = subprocess.Popen([sys.executable, "-c", CLM, "sandbox", "serve", "--contacts", str(contacts),
+                                "--state", str(state), "--json", *extra], stdout=subprocess.PIPE,
                                text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert process.stdout is not None
     try:
@@ -98,13 +99,14 @@ def serving_json(state: Path, *extra: str) -> Iterator[dict[str, Any]]:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+    assert process.stdout.read() == "", "nothing but the document on stdout"
 
 
 def test_restarted_engagebay_sandbox_keeps_data_and_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "sandbox"
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(cli, ["init", "--crm", "engagebay"]).exit_code == 0
-    with serving_json(state, "--crm", "engagebay") as document:
+    with serving_json(state, "--crm", "engagebay", "--no-rate-limit") as document:
         info = document["engagebay"]
         assert info["restored"] is False
         monkeypatch.setenv("ENGAGEBAY_API_KEY", info["api_key"])
@@ -116,7 +118,7 @@ def test_restarted_engagebay_sandbox_keeps_data_and_address(tmp_path: Path, monk
         assert json.loads(first.stdout)["written_records"] == 60
     assert (state / "engagebay.json").exists()
     assert (state / "engagebay.json").stat().st_mode & 0o077 == 0, "personal data: private to its owner"
-    with serving_json(state, "--crm", "engagebay") as again:
+    with serving_json(state, "--crm", "engagebay", "--no-rate-limit") as again:
         assert again["engagebay"]["restored"] is True
         assert again["engagebay"]["base_url"] == info["base_url"], "the same address after a restart"
         second = CliRunner().invoke(cli, ["sync", "--json"])
@@ -129,7 +131,7 @@ def test_restarted_salesforce_sandbox_keeps_the_org_its_fields_and_sessions(
     state = tmp_path / "sandbox"
     monkeypatch.chdir(tmp_path)
     assert CliRunner().invoke(cli, ["init", "--crm", "salesforce"]).exit_code == 0
-    with serving_json(state, "--crm", "salesforce") as document:
+    with serving_json(state, "--crm", "salesforce", "--no-rate-limit") as document:
         info = document["salesforce"]
         assert info["restored"] is False
         monkeypatch.setenv("SF_INSTANCE_URL", info["instance_url"])
@@ -143,7 +145,7 @@ def test_restarted_salesforce_sandbox_keeps_the_org_its_fields_and_sessions(
         assert json.loads(first.stdout)["written_records"] == 60
     assert (state / "salesforce.org").stat().st_mode & 0o077 == 0, "personal data: private to its owner"
     # The same exported variables as before the restart: same address, same CA, same session id.
-    with serving_json(state, "--crm", "salesforce") as again:
+    with serving_json(state, "--crm", "salesforce", "--no-rate-limit") as again:
         assert again["salesforce"]["restored"] is True
         assert again["salesforce"]["instance_url"] == info["instance_url"], "the same address after a restart"
         second = CliRunner().invoke(cli, ["sync", "--json"])
@@ -205,25 +207,11 @@ def test_state_rebind_to_a_new_url_of_the_same_account(tmp_path: Path, monkeypat
 
 def test_serve_json_prints_one_document_a_script_can_read(tmp_path: Path) -> None:
     # The README says every command takes --json; a script starting the sandbox in the background reads it.
-    process = subprocess.Popen([sys.executable, "-c", CLM, "sandbox", "serve", "--contacts", "20", "--state",
-                                str(tmp_path / "sb"), "--json"], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert process.stdout is not None
-    try:
-        text = ""
-        while not text.endswith("\n}\n"):
-            line = process.stdout.readline()
-            assert line, "the process ended before printing its document"
-            text += line
-        document = json.loads(text)
+    with serving_json(tmp_path / "sb", contacts=20) as document:
         assert document["ok"] is True and document["hubspot"]["restored"] is False
         body = httpx.get(f"{document['hubspot']['base_url']}/crm/v3/objects/contacts", params={"limit": 5},
                          headers={"Authorization": f"Bearer {document['hubspot']['token']}"}).json()
         assert len(body["results"]) == 5
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    assert process.stdout.read() == "", "nothing but the document on stdout"
 
 
 def test_every_option_of_every_command_has_help_and_every_command_takes_json() -> None:

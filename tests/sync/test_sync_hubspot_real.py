@@ -10,7 +10,7 @@ from typing import Any
 from cli.demo import demo_config
 from cli.wiring import build_connector, connection_id
 from connectors.sandbox.generator import generate
-from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits
+from connectors.sandbox.hubspot import HubSpotEmulator, RateLimits, start_hubspot_sandbox
 from connectors.sandbox.server import Request, Response, SandboxServer
 from core.models import FieldType
 from sync.planner import same
@@ -69,9 +69,8 @@ def test_a_pull_the_limiter_stops_before_the_deadline_computes_nothing(tmp_path:
     # 12 requests per 10 s and a 4 s budget: the limiter refuses the 13th call at once (its wait would end past the
     # budget), well before the deadline itself. The mirror is incomplete: nothing may be planned or written from it.
     data = generate(1_500, seed=5)
-    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), search_lag_ms=0)
-    emulator.seed(data.contact_records(), data.deal_records())
-    server = SandboxServer(emulator).start()
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                             rate_limits=RateLimits.off(), search_lag_ms=0)
     try:
         fast = runner(server.url, emulator.token, tmp_path / "state.db")
         fast.connector.ensure_fields(fast.specs)  # our fields exist: the budget goes to the pull
@@ -87,9 +86,8 @@ def test_a_pull_the_limiter_stops_before_the_deadline_computes_nothing(tmp_path:
 
 def test_merged_buying_contacts_and_deals_end_as_a_fresh_full_pull_computes(tmp_path: Path) -> None:
     data = generate(800, seed=9)
-    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), search_lag_ms=0)
-    emulator.seed(data.contact_records(), data.deal_records())
-    server = SandboxServer(emulator).start()
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                             rate_limits=RateLimits.off(), search_lag_ms=0)
     try:
         sync = runner(server.url, emulator.token, tmp_path / "state.db", on_conflict="report")
         assert sync.run(SyncOptions(as_of=data.as_of)).status == "ok"
@@ -126,9 +124,8 @@ def test_a_run_as_of_a_year_ahead_is_refused_before_it_writes(tmp_path: Path) ->
     from core.errors import UsageError
 
     data = generate(50, seed=2)
-    emulator = HubSpotEmulator(rate_limits=RateLimits.off(), search_lag_ms=0)
-    emulator.seed(data.contact_records(), data.deal_records())
-    server = SandboxServer(emulator).start()
+    server, emulator = start_hubspot_sandbox(data.contact_records(), data.deal_records(),
+                                             rate_limits=RateLimits.off(), search_lag_ms=0)
     try:
         sync = runner(server.url, emulator.token, tmp_path / "state.db")
         with pytest.raises(UsageError, match="in the future"):

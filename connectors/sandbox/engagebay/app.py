@@ -36,6 +36,7 @@ import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -97,6 +98,10 @@ class EngageBayEmulator:
     def seed(self, contacts: Iterable[Contact], deals: Iterable[Deal]) -> None:
         """Load generated or real records (see :meth:`Account.seed`)."""
         self.account.seed(contacts, deals)
+
+    def save(self, path: Path) -> None:
+        """Write the account's data to ``path`` (see :meth:`Account.save`)."""
+        self.account.save(path)
 
     def count(self, kind: str) -> int:
         """How many ``contacts`` or ``deals`` the account holds."""

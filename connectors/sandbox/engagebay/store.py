@@ -134,11 +134,15 @@ class Account:
                     "field_description": description, "field_data": "", "is_required": False,
                     "is_searchable": False, "showInFilter": False, "created_time": now, "updated_time": now,
                     "scope": scope, "position": len(self.fields[scope]), "field_name": label.replace(" ", "_")}
-            self.fields[scope].append(item)
-            index = self._field_index[scope]
-            index.setdefault(str(item["field_name"]), item)
-            index.setdefault(label, item)
+            self._add_field_item(scope, item)
             return item
+
+    def _add_field_item(self, scope: str, item: dict[str, Any]) -> None:
+        """List a field and index it by name and label (the first of a name wins, as lookups expect)."""
+        self.fields[scope].append(item)
+        index = self._field_index[scope]
+        index.setdefault(str(item["field_name"]), item)
+        index.setdefault(str(item["field_label"]), item)
 
     # --- a sandbox a user comes back to ------------------------------------------------------------------
 
@@ -166,9 +170,7 @@ class Account:
         account.tracks = document["tracks"]
         for scope, items in document["fields"].items():
             for item in items:
-                account.fields[scope].append(item)
-                account._field_index[scope].setdefault(str(item["field_name"]), item)
-                account._field_index[scope].setdefault(str(item["field_label"]), item)
+                account._add_field_item(scope, item)
         return account
 
     # --- records -----------------------------------------------------------------------------------------
