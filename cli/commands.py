@@ -351,8 +351,8 @@ def score(config_path: Path, output: Path, no_pull: bool, as_json: bool) -> None
         runner = _runner_for(config, progress)
         if not no_pull:
             runner.pull_only(full=False)
-        records, _, diagnostics = runner.compute(datetime.now(UTC))
-    rows = [r.model_dump(mode="json") for r in records]
+        result, _, diagnostics = runner.compute(datetime.now(UTC))
+    rows = [r.model_dump(mode="json") for r in result.records()]
     if SCORE_FORMATS[output.suffix.lower()] == "csv":
         exports.write_csv(output, list(rows[0]) if rows else ["contact_id"], (list(row.values()) for row in rows))
     else:

@@ -223,7 +223,8 @@ def _sandbox(crm: str, data: Any, root: Path, say: Callable[..., None]
 
 
 def _show_results(runner: SyncRunner, as_of: Any, crm_value: CrmValue, samples: list[dict[str, Any]]) -> None:
-    records, metrics, _ = runner.compute(as_of)
+    result, metrics, _ = runner.compute(as_of)
+    records = list(result.records())
     print_terminal(RunRecord(0, "", None, "ok", "demo", as_of.isoformat(), {}, metrics), console)
     grades = metrics.get("scores", {}).get("grade_counts", {})
     console.print("lead grades: " + ", ".join(f"{g} {n:,}" for g, n in grades.items()))

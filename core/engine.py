@@ -203,6 +203,21 @@ class EnrichResult:
         for row in zip(*lists.values(), strict=True):
             yield dict(zip(keys, row, strict=True))
 
+    def row(self, index: int) -> dict[str, Any]:
+        """The values of the contact at row ``index``, as :meth:`rows` gives them (for a few rows among many)."""
+        cols = self.columns
+        out: dict[str, Any] = {"contact_id": self.ids[index]}
+        for name in (*OUTPUT_NAMES, *OPTIONAL_NAMES):
+            values = cols.get(name)
+            value = np.nan if values is None else values[index].item() if values.dtype != object else values[index]
+            if name in ("stage_since", "computed_at"):
+                out[name] = datetime.fromtimestamp(value, UTC)
+            elif name in ("conversion_probability", "p_alive", *OPTIONAL_NAMES):
+                out[name] = None if value != value else value
+            else:
+                out[name] = value
+        return out
+
     def records(self) -> Iterator[Enrichment]:
         """One :class:`core.models.Enrichment` per contact, in row order.
 

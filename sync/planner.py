@@ -17,15 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.models import FieldSpec, FieldType
 from sync.state import Rejection
+
+if TYPE_CHECKING:  # the engine is imported when a run computes, not when the CLI starts
+    from core.engine import EnrichResult
 
 #: Fields that never cause a write on their own.
 PASSENGER_FIELDS = frozenset({"computed_at"})
@@ -60,6 +63,44 @@ class Plan:
                 if name not in PASSENGER_FIELDS:
                     counts[name] = counts.get(name, 0) + 1
         return counts
+
+
+class DesiredColumns(Mapping[str, dict[str, Any]]):
+    """What the engine wants for every contact, kept as the engine's columns (:class:`core.engine.EnrichResult`).
+
+    The planner decides which records may need a write on the columns themselves; only those records are
+    materialised (``desired[record_id]``: the values as :class:`core.models.Enrichment` holds them, for the
+    fields of ``specs``). At a million contacts, building a dict per record first cost more than the engine.
+    """
+
+    def __init__(self, result: EnrichResult, specs: Sequence[FieldSpec]) -> None:
+        self._result = result
+        self._names = [s.name for s in specs]
+        self._index = {rid: i for i, rid in enumerate(result.ids.tolist())}
+
+    def __getitem__(self, record_id: str) -> dict[str, Any]:
+        row = self._result.row(self._index[record_id])
+        return {name: row[name] for name in self._names}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def column(self, spec: FieldSpec, ids: Sequence[str]) -> np.ndarray:
+        """One field for ``ids``, normalised as :func:`_column` normalises values (epoch seconds to the
+        millisecond for datetimes, NaN for none; text with "" as none)."""
+        rows = np.fromiter((self._index[i] for i in ids), dtype=np.intp, count=len(ids))
+        values = self._result.columns.get(spec.name)
+        if values is None:  # an optional field the engine did not compute: unknown everywhere
+            return np.full(len(ids), np.nan)
+        values = values[rows]
+        if spec.type is FieldType.DATETIME:
+            return np.round(values.astype(np.float64), 3)
+        if values.dtype == np.float64:
+            return values
+        return _column(spec, values.tolist())
 
 
 def normalise(spec: FieldSpec, value: Any) -> float | str | None:
@@ -110,6 +151,15 @@ def values_hash(values: Mapping[str, Any]) -> str:
 def _column(spec: FieldSpec, values: list[Any]) -> np.ndarray:
     """One field's values, normalised, as a column: float64 (NaN for none) for numbers and datetimes, else
     objects."""
+    # The common cases without a call per value: numbers (or numeric text) and plain text. Anything these do
+    # not cover exactly (unreadable numbers, datetimes in their several CRM forms) goes through ``normalise``.
+    if spec.type is FieldType.NUMBER:
+        try:
+            return np.array([math.nan if v is None or v == "" else v for v in values], dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    elif spec.type in (FieldType.STRING, FieldType.ENUM) and all(v is None or v.__class__ is str for v in values):
+        return np.array([v or None for v in values], dtype=object)
     normal = [normalise(spec, v) for v in values]
     if spec.type in (FieldType.NUMBER, FieldType.DATETIME) and all(isinstance(v, float) or v is None
                                                                    for v in normal):
@@ -141,6 +191,7 @@ def _settled_out(desired: Mapping[str, Mapping[str, Any]], current: Mapping[str,
     left are diffed field by field (and so materialised) by :func:`make_plan`.
     """
     ids = sorted(desired)
+    columns = desired if isinstance(desired, DesiredColumns) else None
     # Each field is decided on the records not yet known to need anything, so a first sync (nothing written)
     # is settled after one field and a sync without changes pays one column per field.
     pending = ids
@@ -149,11 +200,13 @@ def _settled_out(desired: Mapping[str, Mapping[str, Any]], current: Mapping[str,
         name = spec.name
         if name in PASSENGER_FIELDS or not pending:
             continue
-        wanted = _column(spec, [desired[i].get(name) for i in pending])
+        wanted = (columns.column(spec, pending) if columns is not None else
+                  _column(spec, [desired[i].get(name) for i in pending]))
         now = _column(spec, [current.get(i, empty).get(name) for i in pending])
         ours = _column(spec, [written.get(i, empty).get(name) for i in pending])
         has_ours = np.array([name in written.get(i, empty) for i in pending], dtype=bool)
-        present = np.array([name in desired[i] for i in pending], dtype=bool)
+        present = (np.ones(len(pending), dtype=bool) if columns is not None else
+                   np.array([name in desired[i] for i in pending], dtype=bool))
         wanted_none = np.isnan(wanted) if wanted.dtype == np.float64 else np.array(
             [v is None for v in wanted.tolist()], dtype=bool)
         # Nothing to do for this field: the CRM has it, and it is what we wrote (or there is nothing to write).

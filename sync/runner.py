@@ -16,16 +16,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import BulkWriter, Connector, FieldAccess, FieldUpdate, WriteResult, WritesOneByOne
 from core.config import ClmConfig
 from core.errors import AuthError, ConnectorError, RateLimited, TimeBudgetReached, UsageError
 from core.fields import OPTIONAL_OUTPUT_FIELDS, OUTPUT_FIELDS
-from core.models import Enrichment, FieldSpec
+from core.models import FieldSpec
 from sync import preflight
-from sync.planner import Plan, make_plan, values_hash
+from sync.planner import DesiredColumns, Plan, make_plan, values_hash
 from sync.state import Rejection, StateStore
+
+if TYPE_CHECKING:  # the engine is imported when a run computes (see compute), not when the CLI starts
+    from core.engine import EnrichResult
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(step, done, total)``: called as pages are pulled and batches written."""
@@ -175,9 +178,9 @@ class SyncRunner:
             if stopped or (deadline is not None and time.monotonic() > deadline):
                 summary.status, summary.message = "partial", "time budget used up while pulling; will resume"
                 return summary
-            records, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run, run_id=run_id)
+            result, metrics, diagnostics = self.compute(as_of, persist=not options.dry_run, run_id=run_id)
             summary.diagnostics = diagnostics
-            desired = {r.contact_id: self._desired(r) for r in records}
+            desired = DesiredColumns(result, self.specs)
             current = self.state.owned_values()
             plan = make_plan(
                 desired, current, self.state.written(), self.specs,
@@ -185,7 +188,7 @@ class SyncRunner:
                 on_conflict=self.config.sync.on_conflict, tolerance=self.config.sync.numeric_tolerance,
             )
             if self.config.crm.kind == "hubspot" and self.config.hubspot.write_native_lifecyclestage:
-                self._native_lifecycle(plan, records)
+                self._native_lifecycle(plan, result)
             self._describe_plan(plan, summary, current)
             if options.export_plan is not None:
                 export_plan(plan, options.export_plan, current)
@@ -328,7 +331,7 @@ class SyncRunner:
         return not complete
 
     def compute(self, as_of: datetime, persist: bool = False, run_id: int | None = None
-                ) -> tuple[list[Enrichment], dict[str, Any], dict[str, Any]]:
+                ) -> tuple[EnrichResult, dict[str, Any], dict[str, Any]]:
         """Enrich the whole mirror as of a time; with ``persist``, remember the stages for the next run (and,
         for ``run_id``, the stage moves since the last computation, which the report's stage flow composes)."""
         from core.engine import PreviousState, enrich
@@ -340,7 +343,6 @@ class SyncRunner:
             v for v in self.config.meddic.model_dump().values() if v}
         result = enrich(self.state.contact_rows(self.config.data.contact_properties),
                         self.state.deal_rows(sorted(deal_properties)), self.config, as_of, previous=previous)
-        records = list(result.records())
         from core.series import chart_series
 
         metrics = result.metrics.to_dict()
@@ -351,10 +353,11 @@ class SyncRunner:
 
                 self.state.save_stage_moves(run_id, run_moves(previous.ids, previous.stage, result.ids,
                                                               result.columns["stage"]))
-            self.state.save_stages((r.contact_id, r.stage, r.stage_since.timestamp()) for r in records)
-        return records, metrics, result.diagnostics_dict()
+            self.state.save_stages(zip(result.ids.tolist(), result.columns["stage"].tolist(),
+                                       result.columns["stage_since"].tolist(), strict=True))
+        return result, metrics, result.diagnostics_dict()
 
-    def _native_lifecycle(self, plan: Plan, records: Sequence[Enrichment]) -> None:
+    def _native_lifecycle(self, plan: Plan, result: EnrichResult) -> None:
         """Move HubSpot's own ``lifecyclestage`` forward from our stage, through the stage's mapping.
 
         HubSpot only lets an integration move the stage forward (moving back needs clearing it first,
@@ -365,18 +368,15 @@ class SyncRunner:
         mapping = {s.name: s.hubspot_lifecyclestage for s in self.config.stages}
         current = {c.id: c.properties.get("lifecyclestage") for c in self.state.contacts()}
         changes = dict(plan.writes)
-        for record in records:
-            target = mapping.get(record.stage)
-            now = current.get(record.contact_id)
+        for index, (contact_id, stage) in enumerate(zip(result.ids.tolist(), result.columns["stage"].tolist(),
+                                                        strict=True)):
+            target = mapping.get(stage)
+            now = current.get(contact_id)
             if target and target != now and is_forward_move(str(now) if now else None, target):
-                if record.contact_id not in changes:
-                    changes[record.contact_id] = {"computed_at": record.computed_at}
-                    plan.writes.append((record.contact_id, changes[record.contact_id]))
-                changes[record.contact_id]["lifecyclestage"] = target
-
-    def _desired(self, record: Enrichment) -> dict[str, Any]:
-        values = record.model_dump()
-        return {spec.name: values[spec.name] for spec in self.specs}
+                if contact_id not in changes:
+                    changes[contact_id] = {"computed_at": result.row(index)["computed_at"]}
+                    plan.writes.append((contact_id, changes[contact_id]))
+                changes[contact_id]["lifecyclestage"] = target
 
     def _describe_plan(self, plan: Plan, summary: RunSummary, current: Mapping[str, Mapping[str, Any]]) -> None:
         summary.planned = True

@@ -99,7 +99,7 @@ def test_merged_buying_contacts_and_deals_end_as_a_fresh_full_pull_computes(tmp_
         after = sync.run(SyncOptions(as_of=data.as_of))
         fresh = runner(server.url, emulator.token, tmp_path / "fresh.db")
         fresh.pull_only(full=True)
-        expected = {r.contact_id: r for r in fresh.compute(data.as_of)[0]}
+        expected = {r.contact_id: r for r in fresh.compute(data.as_of)[0].records()}
         crm = {c: (emulator.record("contacts", c) or {})["properties"] for c in survivors}
     finally:
         server.stop()

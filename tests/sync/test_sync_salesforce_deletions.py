@@ -75,7 +75,7 @@ def test_an_opportunity_deleted_20_days_before_the_next_run_leaves_the_mirror_an
             won.setdefault(deal.contact_ids[0], []).append(deal.id)
     owner = next(c for c, ids in sorted(won.items()) if len(ids) >= 2)
     victim = won[owner][0]
-    before = {r.contact_id: r for r in runner.compute(as_of)[0]}
+    before = {r.contact_id: r for r in runner.compute(as_of)[0].records()}
     person = next(c.id for c in runner.state.contacts() if c.id not in won)
     clock.advance(hours=1)
     assert org.emulator.delete(victim) and org.emulator.delete(person)
@@ -85,7 +85,7 @@ def test_an_opportunity_deleted_20_days_before_the_next_run_leaves_the_mirror_an
     assert summary.status == "ok" and summary.deleted >= 2
     assert victim not in {d.id for d in runner.state.deals()}
     assert person not in {c.id for c in runner.state.contacts()}
-    after = {r.contact_id: r for r in runner.compute(as_of)[0]}
+    after = {r.contact_id: r for r in runner.compute(as_of)[0].records()}
     assert after[owner].historical_value == pytest.approx(
         before[owner].historical_value - deals[victim].amount * runner.config.clv.margin)
     assert after[owner].clv != before[owner].clv
