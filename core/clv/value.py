@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from core.clv._history import distinct_rows
 from core.clv.bgnbd import BgNbdFit, fit_bgnbd
+from core.clv.bgnbd import p_alive_under_draws as bgnbd_p_alive_under_draws
 from core.clv.gamma_gamma import GammaGammaFit, expected_spend_under_draws, fit_gamma_gamma
 from core.clv.paretonbd import expected_while_alive_under_draws, p_alive_under_draws
 from core.clv.selection import ModelName, PurchaseModelFit, PurchaseParams, describe_bgnbd, fit_purchase_model
@@ -44,6 +45,12 @@ DAYS_PER_YEAR = 365.25
 _CHUNK = 65_536
 # Elements of one (draws x histories) block of the interval computation: each such matrix stays near 32 MB.
 _INTERVAL_BLOCK = 1 << 22
+# Chebyshev interpolation of the BG/NBD and MBG/NBD expectations under the draws: a (draw, x) is evaluated
+# exactly instead when its last two coefficients exceed this share of its smallest value (the interpolation
+# error is about their size). The closed form itself is only accurate to about 1e-12, a floor that the last
+# coefficients reach whatever the number of nodes, so the bound sits above that, well below the 1e-9 asked.
+_CHEBYSHEV_TAIL = 1e-10
+_MAX_NODES = 64
 #: A customer's mean repeat spend is an outlier, left out of the Gamma-Gamma fit, when its log lies more than this
 #: many robust standard deviations (1.4826 MAD) above the median log and it is more than
 #: :data:`OUTLIER_MIN_RATIO` times the median. CDNOW's largest is 3.4 deviations (11x the median): a real base's
@@ -378,9 +385,12 @@ def _bounds(values: FloatArray, level: float, out: tuple[FloatArray, FloatArray]
 def _p_alive_under_draws(
     fit: PurchaseModelFit, draws: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
 ) -> FloatArray:
-    """(draws x customers) P(alive); Pareto/NBD's series runs over all draws at once, the closed forms per draw."""
+    """(draws x customers) P(alive): BG/NBD's closed form and Pareto/NBD's series over all draws at once, the
+    MBG/NBD closed form per draw."""
     if fit.model == "pareto_nbd":
         return p_alive_under_draws(draws, x, t_x, T)
+    if fit.model == "bgnbd":
+        return bgnbd_p_alive_under_draws(draws, x, t_x, T)
     return np.stack([fit.with_parameters(row).p_alive(x, t_x, T) for row in draws])
 
 
@@ -390,13 +400,86 @@ def _while_alive_under_draws(
     """(draws x distinct (x, T)) expected purchases over the horizon if alive, undiscounted and discounted."""
     if fit.model == "pareto_nbd":
         return expected_while_alive_under_draws(draws, x, T, grid, discount)
+    return _while_alive_through_z(fit, draws, x, T, grid, discount)
+
+
+def _while_alive_through_z(
+    fit: PurchaseModelFit, draws: FloatArray, x: FloatArray, T: FloatArray, grid: FloatArray, discount: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`_while_alive_under_draws` for BG/NBD and MBG/NBD, by Chebyshev interpolation of each (draw, x)'s
+    expectation as a function of one variable.
+
+    Their expectation while alive, G = c/(a-1) [1 - (1-z)^(r+x) 2F1(...; z)] with z = t/(alpha+T+t), depends on
+    T and t only through z (Fader, Hardie & Lee 2005, eq. 10). In w = -log(1-z) = log1p(t/(alpha+T)) it is
+    analytic except on the lines Im w = +-pi (the image of 2F1's cut z >= 1), and G/w is analytic at w = 0 too,
+    so a Chebyshev interpolant of G/w on [0, W] converges geometrically, at the rate of the Bernstein ellipse
+    that reaches those lines. Per (draw, x), G is evaluated exactly (every guard of the closed form applies) at
+    a few dozen nodes instead of at every (T, step); the interpolants of all x are then evaluated at every
+    (draw, T, step) together, by matrix products. A (draw, x) whose Chebyshev tail is not below
+    :data:`_CHEBYSHEV_TAIL` of its smallest value is evaluated exactly at its own points instead.
+    """
+    xs, x_of = np.unique(x, return_inverse=True)
+    windows, T_of = np.unique(T, return_inverse=True)
+    steps = grid[1:]
+    # discounted = sum_k discount_k (G_k - G_(k-1)) = sum_k (discount_k - discount_(k+1)) G_k, discount_(K+1) = 0.
+    step_weights = discount - np.append(discount[1:], 0.0)
+    alpha = draws[:, list(fit.parameters).index("alpha")]
+    # The largest w of each draw: the shortest window at the full horizon.
+    span = np.log1p(steps[-1] / (alpha + windows[0]))
+    nodes = _chebyshev_nodes(float(np.max(span)))
+    theta = np.pi * (np.arange(nodes) + 0.5) / nodes
+    to_coefficients = 2.0 / nodes * np.cos(np.outer(np.arange(nodes), theta))
+    to_coefficients[0] *= 0.5
+    coefficients = np.empty((len(draws), len(xs), nodes))
+    exact = np.zeros((len(draws), len(xs)), dtype=bool)
+    for k, row in enumerate(draws):
+        w_nodes = 0.5 * span[k] * (1.0 + np.cos(theta))
+        # At T = 0, t = alpha (e^w - 1) gives z = 1 - e^-w.
+        values = fit.with_parameters(row).expected_purchases_if_alive(alpha[k] * np.expm1(w_nodes)[:, None], xs, 0.0)
+        values = values / w_nodes[:, None]
+        found = to_coefficients @ values
+        coefficients[k] = found.T
+        tail = np.abs(found[-1]) + np.abs(found[-2])
+        # Written so that NaN (a draw the closed form cannot evaluate) also takes the exact path.
+        exact[k] = ~(tail <= _CHEBYSHEV_TAIL * np.min(np.abs(values), axis=0))
     total = np.empty((len(draws), len(x)))
     discounted = np.empty((len(draws), len(x)))
-    for k, row in enumerate(draws):
-        cumulative = fit.with_parameters(row).expected_purchases_if_alive(grid[1:, None], x, T)
-        total[k] = cumulative[-1]
-        discounted[k] = discount @ np.diff(cumulative, axis=0, prepend=0.0)
+    per_block = max(1, _INTERVAL_BLOCK // (len(draws) * max(len(steps), len(xs))))
+    for start in range(0, len(windows), per_block):
+        block = windows[start : start + per_block]
+        w = np.log1p(steps / (alpha[:, None, None] + block[:, None]))  # (draws, windows, steps)
+        u = 2.0 * w / span[:, None, None] - 1.0
+        weighted = w * step_weights
+        basis_total = np.empty((len(draws), nodes, len(block)))
+        basis_discounted = np.empty((len(draws), nodes, len(block)))
+        # T_0 = 1, T_1 = u, T_(j+1) = 2u T_j - T_(j-1), in place: these arrays are the bulk of the work.
+        previous, current, twice_u, scratch = np.ones_like(u), u, 2.0 * u, np.empty_like(u)
+        for j in range(nodes):
+            if j >= 2:
+                np.multiply(twice_u, current, out=scratch)
+                np.subtract(scratch, previous, out=previous)
+                previous, current = current, previous
+            chebyshev = previous if j == 0 else current
+            basis_total[:, j] = chebyshev[:, :, -1] * w[:, :, -1]
+            basis_discounted[:, j] = np.einsum("dwk,dwk->dw", chebyshev, weighted)
+        pairs = np.flatnonzero((T_of >= start) & (T_of < start + len(block)))
+        columns = (slice(None), x_of[pairs], T_of[pairs] - start)
+        total[:, pairs] = np.matmul(coefficients, basis_total)[columns]
+        discounted[:, pairs] = np.matmul(coefficients, basis_discounted)[columns]
+    for k, xi in zip(*np.nonzero(exact), strict=True):
+        pairs = np.flatnonzero(x_of == xi)
+        cumulative = fit.with_parameters(draws[k]).expected_purchases_if_alive(steps[:, None], x[pairs], T[pairs])
+        total[k, pairs] = cumulative[-1]
+        discounted[k, pairs] = discount @ np.diff(cumulative, axis=0, prepend=0.0)
     return total, discounted
+
+
+def _chebyshev_nodes(span: float) -> int:
+    """Nodes for a Chebyshev interpolant on [0, span] of a function analytic within distance pi of the real axis:
+    its error falls like rho^-n, rho = b + sqrt(1 + b^2) with b = pi / (span / 2) the ellipse's semi-minor axis."""
+    b = 2.0 * np.pi / max(span, 1e-12)
+    rho = b + math.sqrt(1.0 + b * b)
+    return int(min(_MAX_NODES, max(8, math.ceil(math.log(1e15) / math.log(rho)) + 2)))
 
 
 def _draw(rng: np.random.Generator, estimate: FloatArray, covariance: FloatArray, draws: int) -> FloatArray:
