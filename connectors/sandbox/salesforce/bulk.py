@@ -178,13 +178,9 @@ class BulkJobs:
         assert job.compiled is not None
         rows = job.compiled.run(job.operation == "queryAll")
         columns = job.compiled.csv_columns()
+        cells = [cell for _, cell in columns]
         job.results = [[name for name, _ in columns]]
-        for record in rows:
-            line = []
-            for _, cell in columns:
-                definition, value = cell(record)
-                line.append(to_csv(definition, value))
-            job.results.append(line)
+        job.results.extend([to_csv(*cell(record)) for cell in cells] for record in rows)
         job.processed = len(rows)
         job.state = "JobComplete"
 

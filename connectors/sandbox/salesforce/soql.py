@@ -516,6 +516,11 @@ class Compiled:
                     "totalSize": len(matched), "done": True,
                     "records": [column.compiled.render(c, include_deleted) for c in matched]}
                 continue
+            if not column.hops and not column.converted:
+                # The record's own field, the bulk of every row: no parent to walk to (the loop below would
+                # not run and would land here too).
+                out[column.leaf.name] = to_json(column.leaf, record.get(column.leaf.name))
+                continue
             target: Record | None = out
             current: Record | None = record
             for hop, hop_obj in zip(column.hops, column.objects, strict=False):

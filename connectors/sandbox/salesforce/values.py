@@ -79,16 +79,27 @@ def parse_datetime(text: str) -> datetime | None:
     return value
 
 
+def _utc_to_milliseconds(value: datetime) -> str:
+    """``2024-01-31T12:00:00.000`` in UTC, the part both renderings share.
+
+    A 50k pull renders millions of timestamps: ``isoformat`` is twice as fast as ``strftime``. It pads years
+    below 1000 to four digits where glibc's ``%Y`` does not, so those keep the ``strftime`` rendering they always
+    had (``parse_datetime`` accepts such years)."""
+    value = value.astimezone(UTC)
+    if value.year < 1000:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
+    # Less the ``+00:00`` every UTC value ends with: each API appends its own zone text.
+    return value.isoformat(timespec="milliseconds")[:-6]
+
+
 def format_datetime(value: datetime) -> str:
     """REST/SOQL rendering, e.g. ``2024-01-31T12:00:00.000+0000``."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+    return _utc_to_milliseconds(value) + "+0000"
 
 
 def format_datetime_csv(value: datetime) -> str:
     """Bulk API CSV rendering, e.g. ``2024-01-31T12:00:00.000Z``."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return _utc_to_milliseconds(value) + "Z"
 
 
 def truncate_ms(value: datetime) -> datetime:
