@@ -312,6 +312,7 @@ def main() -> None:
         if not python.exists():
             print(f"skipped: {python} not found; create it with `bash bench/{script}`\n")
     have_lifetimes = BENCH_PYTHON.exists()
+    load_at_start = os.getloadavg()[0]  # read now: by the end the run itself has raised it
     lines: list[str] = []
 
     def say(text: str = "") -> None:
@@ -394,7 +395,8 @@ def main() -> None:
             f"{pymc_stack}. Each figure of ours is the fastest of {args.repeats} runs in a fresh process (the "
             "libraries: one run on the simulated bases); peak RSS is that process's maximum resident memory, "
             "interpreter and libraries included. Load average at the start: "
-            f"{os.getloadavg()[0]:.1f}. Reproduce with `python bench/clv.py` (`bash bench/setup_bench_env.sh` and "
+            f"{load_at_start:.1f}, at the end {os.getloadavg()[0]:.1f}. Reproduce with `python bench/clv.py` "
+            "(`bash bench/setup_bench_env.sh` and "
             "`bash bench/setup_pymc_env.sh` first for the libraries)." + (f" {args.note}" if args.note else ""),
             "",
         ]

@@ -50,7 +50,7 @@ _INTERVAL_BLOCK = 1 << 22
 # error is about their size). The closed form itself is only accurate to about 1e-12, a floor that the last
 # coefficients reach whatever the number of nodes, so the bound sits above that, well below the 1e-9 asked.
 _CHEBYSHEV_TAIL = 1e-10
-_MAX_NODES = 64
+_MAX_NODES = 64  # past this (a horizon thousands of times alpha) the tail check sends the rest to the closed form
 #: A customer's mean repeat spend is an outlier, left out of the Gamma-Gamma fit, when its log lies more than this
 #: many robust standard deviations (1.4826 MAD) above the median log and it is more than
 #: :data:`OUTLIER_MIN_RATIO` times the median. CDNOW's largest is 3.4 deviations (11x the median): a real base's
