@@ -140,8 +140,9 @@ def test_50k_full_and_incremental_pulls_match_the_org_and_rest_equals_bulk(big: 
         org.edit(opp_id, {"Name": "renegotiated"})
     for opp_id in opp_ids[1:4]:
         org.delete(opp_id)
-    quiet = [r for r in roles.values() if r["OpportunityId"] not in set(opp_ids[::300]) | set(opp_ids[1:4])
-             and r["ContactId"] not in set(with_roles[:5]) | set(edited[:5])]
+    touched_opps, touched_people = set(opp_ids[::300]) | set(opp_ids[1:4]), set(with_roles[:5]) | set(edited[:5])
+    quiet = [r for r in roles.values() if r["OpportunityId"] not in touched_opps
+             and r["ContactId"] not in touched_people]
     moved = quiet[10]
     # A role whose opportunity keeps other people: without any role the deal falls back to its Account's
     # contacts, which may include the dropped one again.
