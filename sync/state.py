@@ -14,6 +14,7 @@ import errno
 import functools
 import inspect
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -452,22 +453,27 @@ class SQLiteState:
                 return []
             marks = ",".join("?" * len(records))
             extra = ", contact_ids, NULL" if table == "deals" else ", props, owned"
-            known = {row[0]: ((row[1], json.loads(row[2]) if table == "contacts" else row[2]), row[3])
-                     for row in db.execute(f"SELECT id, updated_at{extra} FROM {table} WHERE id IN ({marks})",
-                                           [r.id for r in records])}
+            known = {row[0]: row[1:] for row in db.execute(
+                f"SELECT id, updated_at{extra} FROM {table} WHERE id IN ({marks})", [r.id for r in records])}
             fresh, same = [], []
             for r in records:
                 stored = known.get(r.id)
-                pulled = key(r)
-                if stored is not None and (stored[0] == pulled or (stored[0][1] == pulled[1] and ours(r, stored[1]))):
+                if stored is None:
+                    fresh.append(r)
+                    continue
+                updated, text = key(r)
+                # The stored text is what this encoding gave when the record was stored, so equal text is the
+                # common, cheap case; otherwise the parsed values decide (the CRM may order keys differently).
+                unchanged = text == stored[1] or (table == "contacts" and json.loads(text) == json.loads(stored[1]))
+                if unchanged and (updated == stored[0] or ours(r, stored[2])):
                     same.append((r.id,))
                 else:
                     fresh.append(r)
             db.executemany(f"UPDATE {table} SET seen = 1 WHERE id = ?", same)
             return fresh
 
-        def stored_props(c: Contact) -> Any:
-            return json.loads(json.dumps({k: _plain(v) for k, v in c.properties.items() if k in keep}))
+        def stored_props(c: Contact) -> str:
+            return json.dumps({k: _plain(v) for k, v in c.properties.items() if k in keep})
 
         def only_ours(c: Contact, owned_text: str) -> bool:
             owned = json.loads(owned_text)
@@ -825,9 +831,21 @@ def _same_value(ours: Any, pulled: Any) -> bool:
     """Whether a value of our field pulled from the CRM is the one we hold, whatever the CRM's formatting: numbers
     as text, datetimes as ISO text or epoch milliseconds (to the millisecond). Anything else counts as changed,
     which only costs storing the record again."""
+    # The common cases first, without the general parse: the same value (not NaN), and a number of ours that
+    # the CRM returns as text (HubSpot and EngageBay do).
+    if ours.__class__ is pulled.__class__ and ours == pulled and ours == ours:
+        return True
+    if ours.__class__ is float and pulled.__class__ is str:
+        try:
+            number = float(pulled)
+        except ValueError:
+            number = math.nan
+        if ours == number or (math.isfinite(ours) and math.isfinite(number)
+                              and abs(ours - number) <= 1e-9 * max(abs(ours), abs(number))):
+            return True
     a, b = _comparable(ours), _comparable(pulled)
     if isinstance(a, float) and isinstance(b, float):
-        if a == b or abs(a - b) <= 1e-9 * max(abs(a), abs(b)):
+        if a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b))):
             return True
         # Epoch milliseconds (HubSpot's datetime form) against our seconds; only at epoch-ms magnitudes.
         return (b > 1e11 > abs(a) and abs(b / 1000 - a) < 1e-3) or (a > 1e11 > abs(b) and abs(a / 1000 - b) < 1e-3)

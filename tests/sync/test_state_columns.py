@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import sqlite3
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from core.engine import enrich
 from core.fields import OUTPUT_FIELDS
 from core.models import Contact
 from sync import planner
+from sync import state as state_module
 from sync.planner import DesiredColumns, make_plan
 from sync.runner import output_specs
 from sync.state import SQLiteState, StateStore
@@ -184,3 +187,75 @@ def test_the_columnar_read_enriches_exactly_as_the_records_do(make_store: Callab
     by_records = enrich(state.contacts(), state.deals(), config, data.as_of)
     assert list(by_rows.rows()) == list(by_records.rows())
     assert by_rows.diagnostics_dict()["data"] == by_records.diagnostics_dict()["data"]
+
+
+def _general_same_value(ours: Any, pulled: Any) -> bool:
+    """The comparison without its fast paths."""
+    a, b = state_module._comparable(ours), state_module._comparable(pulled)
+    if isinstance(a, float) and isinstance(b, float):
+        if a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b))):
+            return True
+        return (b > 1e11 > abs(a) and abs(b / 1000 - a) < 1e-3) or (a > 1e11 > abs(b) and abs(a / 1000 - b) < 1e-3)
+    return a == b
+
+
+NUMBERS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([40.0, 40.5, 1e12, 1767225600.0])
+CRM_TEXT = (NUMBERS.map(str) | NUMBERS.map(repr) | st.text(max_size=6)
+            | st.sampled_from(["40", "40.0", "4e1", " 40 ", "nan", "inf", "", "1767225600000", "2026-01-01T00:00:00Z"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(NUMBERS | CRM_TEXT | st.none(), CRM_TEXT | NUMBERS | st.none())
+def test_the_fast_paths_of_the_re_pull_comparison_agree_with_the_general_one(ours: Any, pulled: Any) -> None:
+    fast = state_module._same_value(ours, pulled)
+    if fast != _general_same_value(ours, pulled):
+        # Only where the two are the very same text, which the general parse reads as NaN ("nan" != "nan").
+        assert fast and isinstance(ours, str) and ours == pulled, (ours, pulled)
+
+
+def test_an_infinite_crm_value_is_not_our_number() -> None:
+    # A relative tolerance times infinity is infinite: 5 and "inf" used to compare equal, so an edit to "inf"
+    # read as our own write (not re-stored) and as needing no write.
+    assert not state_module._same_value(5.0, "inf") and not state_module._same_value(float("inf"), "5")
+    assert state_module._same_value(float("inf"), "inf")
+    lead_score = next(s for s in OUTPUT_FIELDS if s.name == "lead_score")
+    assert not planner.same(lead_score, 5.0, "inf", 0.005) and planner.same(lead_score, "inf", float("inf"), 0.005)
+    plan = make_plan({"1": {"lead_score": 5.0}}, {"1": {"lead_score": "inf"}}, {"1": {"lead_score": 5.0}},
+                     [lead_score], on_conflict="overwrite")
+    assert plan.writes == [("1", {"lead_score": 5.0})]
+
+
+def _engine_result(n: int, config: ClmConfig | None = None) -> tuple[Any, list[Any]]:
+    config = config or ClmConfig()
+    data = generate(n, seed=8)
+    return enrich(data.contact_records(), data.deal_records(), config, data.as_of), output_specs(config)
+
+
+def test_a_datetime_a_second_from_the_crms_is_written_whichever_way_it_rounds() -> None:
+    """The engine's epoch seconds and the CRM's epoch milliseconds round to the millisecond differently (numpy
+    and Python disagree on ties such as .2945): the pre-filter must not settle what ``same`` would write."""
+    result, specs = _engine_result(50)
+    since = result.columns["stage_since"].copy()
+    since[0] = 1702508822.2945
+    result = dataclasses.replace(result, columns={**result.columns, "stage_since": since})
+    desired = {r["contact_id"]: {s.name: r[s.name] for s in specs} for r in result.rows()}
+    rid = result.ids[0]
+    current = {k: dict(v) for k, v in desired.items()}
+    written = {k: dict(v) for k, v in desired.items()}
+    current[rid]["stage_since"] = "1702508821295"  # HubSpot's epoch milliseconds, a second (and a rounding) before
+    written[rid]["stage_since"] = 1702508821.295
+    plan = make_plan(DesiredColumns(result, specs), current, written, specs)
+    assert [r for r, values in plan.writes if "stage_since" in values] == [rid]
+    assert plan.writes == make_plan(desired, current, written, specs).writes
+
+
+def test_a_text_field_the_engine_did_not_compute_settles_in_the_pre_filter() -> None:
+    config = ClmConfig.model_validate({"sync": {"write_fields": ["stage", "score_reasons", "predictive_reasons"]},
+                                       "predictive": {"enabled": False}})
+    result, specs = _engine_result(300, config)
+    assert "predictive_reasons" in {s.name for s in specs} and "predictive_reasons" not in result.columns
+    desired = {r["contact_id"]: {s.name: r[s.name] for s in specs} for r in result.rows()}
+    stored = {k: {n: v.isoformat() if isinstance(v, datetime) else v for n, v in values.items()}
+              for k, values in desired.items()}
+    # Nothing changed: no record is left to the record-by-record diff.
+    assert planner._settled_out(DesiredColumns(result, specs), stored, stored, specs, 0.005) == []
