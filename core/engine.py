@@ -171,11 +171,12 @@ class EnrichResult:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """One plain dict per contact, in row order: ``contact_id`` plus every output field, with times as
-        aware datetimes and unknown numbers as None (the values of :class:`core.models.Enrichment`, several
-        times faster to produce than the models themselves)."""
-        cols = self.columns
+    def rows(self, indices: np.ndarray | None = None) -> Iterator[dict[str, Any]]:
+        """One plain dict per contact, in row order (or for the rows ``indices``, in their order): ``contact_id``
+        plus every output field, with times as aware datetimes and unknown numbers as None (the values of
+        :class:`core.models.Enrichment`, several times faster to produce than the models themselves)."""
+        cols = self.columns if indices is None else {name: values[indices] for name, values in self.columns.items()}
+        ids = self.ids if indices is None else self.ids[indices]
         times: dict[float, datetime] = {}
 
         def when(values: np.ndarray) -> list[datetime]:
@@ -190,9 +191,9 @@ class EnrichResult:
         def optional(values: np.ndarray) -> list[float | None]:
             return [None if v != v else v for v in values.tolist()]
 
-        lists: dict[str, list[Any]] = {"contact_id": self.ids.tolist()}
+        lists: dict[str, list[Any]] = {"contact_id": ids.tolist()}
         for name in (*OUTPUT_NAMES, *OPTIONAL_NAMES):
-            values = cols.get(name, np.full(len(self.ids), np.nan))  # an optional field not computed: unknown
+            values = cols.get(name, np.full(len(ids), np.nan))  # an optional field not computed: unknown
             if name in ("stage_since", "computed_at"):
                 lists[name] = when(values)
             elif name in ("conversion_probability", "p_alive", *OPTIONAL_NAMES):
@@ -204,19 +205,8 @@ class EnrichResult:
             yield dict(zip(keys, row, strict=True))
 
     def row(self, index: int) -> dict[str, Any]:
-        """The values of the contact at row ``index``, as :meth:`rows` gives them (for a few rows among many)."""
-        cols = self.columns
-        out: dict[str, Any] = {"contact_id": self.ids[index]}
-        for name in (*OUTPUT_NAMES, *OPTIONAL_NAMES):
-            values = cols.get(name)
-            value = np.nan if values is None else values[index].item() if values.dtype != object else values[index]
-            if name in ("stage_since", "computed_at"):
-                out[name] = datetime.fromtimestamp(value, UTC)
-            elif name in ("conversion_probability", "p_alive", *OPTIONAL_NAMES):
-                out[name] = None if value != value else value
-            else:
-                out[name] = value
-        return out
+        """The values of the contact at row ``index``, as :meth:`rows` gives them."""
+        return next(self.rows(np.array([index], dtype=np.intp)))
 
     def records(self) -> Iterator[Enrichment]:
         """One :class:`core.models.Enrichment` per contact, in row order.

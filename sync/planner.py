@@ -84,6 +84,11 @@ class DesiredColumns(Mapping[str, dict[str, Any]]):
         row = self._result.row(self._index[record_id])
         return {name: row[name] for name in self._names}
 
+    def select(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``{record_id: self[record_id]}`` for ``ids``, made a column at a time (a first sync needs them all)."""
+        rows = np.fromiter((self._index[i] for i in ids), dtype=np.intp, count=len(ids))
+        return {row["contact_id"]: {name: row[name] for name in self._names} for row in self._result.rows(rows)}
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
 
@@ -246,8 +251,10 @@ def make_plan(
     in_flight = in_flight or {}
     rejections = rejections or {}
     plan = Plan()
-    for record_id in _settled_out(desired, current, written, specs, tolerance):
-        wanted = desired[record_id]
+    pending = _settled_out(desired, current, written, specs, tolerance)
+    rows = desired.select(pending) if isinstance(desired, DesiredColumns) else desired
+    for record_id in pending:
+        wanted = rows[record_id]
         crm = current.get(record_id, {})
         ours = written.get(record_id, {})
         maybe_sent = in_flight.get(record_id, {})
