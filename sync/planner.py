@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from core.models import FieldSpec, FieldType
 from sync.state import Rejection
@@ -81,13 +82,15 @@ class DesiredColumns(Mapping[str, dict[str, Any]]):
         self._index = {rid: i for i, rid in enumerate(result.ids.tolist())}
 
     def __getitem__(self, record_id: str) -> dict[str, Any]:
-        row = self._result.row(self._index[record_id])
-        return {name: row[name] for name in self._names}
+        return self.select([record_id])[record_id]
 
     def select(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """``{record_id: self[record_id]}`` for ``ids``, made a column at a time (a first sync needs them all)."""
-        rows = np.fromiter((self._index[i] for i in ids), dtype=np.intp, count=len(ids))
-        return {row["contact_id"]: {name: row[name] for name in self._names} for row in self._result.rows(rows)}
+        return {row["contact_id"]: {name: row[name] for name in self._names}
+                for row in self._result.rows(self._positions(ids))}
+
+    def _positions(self, ids: Sequence[str]) -> npt.NDArray[np.intp]:
+        return np.fromiter((self._index[i] for i in ids), dtype=np.intp, count=len(ids))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._index)
@@ -96,14 +99,13 @@ class DesiredColumns(Mapping[str, dict[str, Any]]):
         return len(self._index)
 
     def column(self, spec: FieldSpec, ids: Sequence[str]) -> np.ndarray:
-        """One field for ``ids``, normalised as :func:`_column` normalises values (epoch seconds to the
-        millisecond for datetimes, NaN for none; text with "" as none)."""
-        rows = np.fromiter((self._index[i] for i in ids), dtype=np.intp, count=len(ids))
+        """One field for ``ids``, normalised as :func:`_column` normalises values (epoch seconds for datetimes,
+        unrounded: see :data:`_DATETIME_MARGIN`; NaN for none; text with "" as none)."""
         values = self._result.columns.get(spec.name)
         if values is None:  # an optional field the engine did not compute: unknown everywhere
             return _column(spec, [None] * len(ids))
-        values = values[rows]
-        if spec.type is FieldType.DATETIME:  # epoch seconds; see _DATETIME_MARGIN for the rounding
+        values = values[self._positions(ids)]
+        if spec.type is FieldType.DATETIME:
             return values.astype(np.float64)
         if values.dtype == np.float64:
             return values

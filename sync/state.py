@@ -840,16 +840,20 @@ def _same_value(ours: Any, pulled: Any) -> bool:
             number = float(pulled)
         except ValueError:
             number = math.nan
-        if ours == number or (math.isfinite(ours) and math.isfinite(number)
-                              and abs(ours - number) <= 1e-9 * max(abs(ours), abs(number))):
+        if _close(ours, number):
             return True
     a, b = _comparable(ours), _comparable(pulled)
     if isinstance(a, float) and isinstance(b, float):
-        if a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b))):
+        if _close(a, b):
             return True
         # Epoch milliseconds (HubSpot's datetime form) against our seconds; only at epoch-ms magnitudes.
         return (b > 1e11 > abs(a) and abs(b / 1000 - a) < 1e-3) or (a > 1e11 > abs(b) and abs(a / 1000 - b) < 1e-3)
     return a == b
+
+
+def _close(a: float, b: float) -> bool:
+    """Equal to 1e-9 relative; an infinite value only to itself (the relative test would call 5 and inf equal)."""
+    return a == b or (math.isfinite(a) and math.isfinite(b) and abs(a - b) <= 1e-9 * max(abs(a), abs(b)))
 
 
 def _plain(value: Any) -> Any:
